@@ -65,6 +65,12 @@ class DetectorConfig:
     point_pixel: bool = False
     convention: str = "MOSFLM"
     pivot: str = "BEAM"
+    #: Beam centre as given/defaulted (Xbeam, Ybeam) and as mapped onto the fast/slow axes after
+    #: the rotations (Fbeam, Sbeam), metres; for headers and console output only.
+    Xbeam: float = float("nan")
+    Ybeam: float = float("nan")
+    Fbeam: float = float("nan")
+    Sbeam: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,9 @@ class BeamConfig:
     nopolar: bool = False
     dmin: float = 0.0                  # m; 0 = no cut
     source_positions: Optional[torch.Tensor] = None  # (n_src, 3) as printed by the C
+    #: (3,) unit beam direction as configured (-beam_vector / convention); the curved detector
+    #: places its pixels along it. None: the kernel uses incident[0].
+    beam_vector: Optional[torch.Tensor] = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,8 @@ class SimulationSetup:
     #: TRACE_PY set-up lines and console lines produced while resolving the set-up.
     setup_trace: tuple[str, ...] = ()
     console: tuple[str, ...] = ()
+    #: The parsed command line (engine.options.Options): output files, seeds, scales, …
+    options: Optional[object] = None
 
     @property
     def steps(self) -> int:

@@ -1,0 +1,80 @@
+"""Tricubic interpolation of structure factors, as the C's ``-interpolate`` computes it.
+
+For a fractional (h, k, l) the C takes the 4×4×4 block of grid points starting at floor(h)−1
+(likewise k, l) and runs a cubic Lagrange interpolation along l, then k, then h. The four-point
+Lagrange weights are written out with their constant denominators (−6, 2, −2, 6) and the products
+are formed in the C's order, so float64 results agree with the C to the last bit.
+
+Everything here is batched over any leading shape of h, k, l and differentiable with respect to
+the grid and to h, k, l (the stencil position, a floor, is piecewise constant).
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["tricubic", "in_range"]
+
+# Lagrange denominators for nodes at offsets −1, 0, 1, 2: prod over m != j of (j − m).
+_DENOMS = (-6.0, 2.0, -2.0, 6.0)
+
+
+def _lagrange4(x: torch.Tensor, x_first: torch.Tensor, ya: torch.Tensor) -> torch.Tensor:
+    """Cubic through ya[..., 0:4] at nodes x_first + 0..3, evaluated at x.
+
+    x, x_first: shape S; ya: shape S + T + (4,), where T is any number of extra axes.
+    """
+    extra = ya.dim() - x.dim() - 1
+    shape = x.shape + (1,) * extra
+    d = [(x - (x_first + j)).reshape(shape) for j in range(4)]
+    y0, y1, y2, y3 = ya.unbind(-1)
+    t0 = d[1] * d[2] * d[3] * y0 / _DENOMS[0]
+    t1 = d[0] * d[2] * d[3] * y1 / _DENOMS[1]
+    t2 = d[0] * d[1] * d[3] * y2 / _DENOMS[2]
+    t3 = d[0] * d[1] * d[2] * y3 / _DENOMS[3]
+    return t0 + t1 + t2 + t3
+
+
+def in_range(grid: torch.Tensor, h_min: int, k_min: int, l_min: int,
+             h: torch.Tensor, k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the (h, k, l) the C considers safe to interpolate.
+
+    The C's test is on the fractional index with margins of 2 below and 3 above:
+    h − 2 ≥ h_min and h − h_min + 3 ≤ n_h (n_h = number of h values in the grid), same for k, l.
+    """
+    nh, nk, nl = grid.shape[-3:]
+
+    def ok(x: torch.Tensor, lo: int, n: int) -> torch.Tensor:
+        return ~(((x - lo + 3) > n) | ((x - 2) < lo))
+
+    return ok(h, h_min, nh) & ok(k, k_min, nk) & ok(l, l_min, nl)
+
+
+def tricubic(grid: torch.Tensor, h_min: int, k_min: int, l_min: int,
+             h: torch.Tensor, k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
+    """Tricubic F at fractional (h, k, l); the result has the broadcast shape of h, k, l.
+
+    grid: (n_h, n_k, n_l) F values, grid[i, j, m] = F(h_min + i, k_min + j, l_min + m).
+    Only meaningful where ``in_range`` is True: elsewhere the stencil is clamped to the grid so the
+    call never fails, and the caller must pick the C's fallback (nearest neighbour or default_F).
+    """
+    h, k, l = torch.broadcast_tensors(h, k, l)
+    dtype = torch.promote_types(grid.dtype, h.dtype)
+    h, k, l = h.to(dtype), k.to(dtype), l.to(dtype)
+    grid = grid.to(dtype)
+    nh, nk, nl = grid.shape
+    offsets = torch.arange(4, device=grid.device)
+
+    def stencil(x: torch.Tensor, lo: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        first = torch.floor(x) - 1.0
+        idx = (first.to(torch.long) - lo).unsqueeze(-1) + offsets
+        return first, idx.clamp(0, n - 1)
+
+    h_first, ih = stencil(h, h_min, nh)
+    k_first, ik = stencil(k, k_min, nk)
+    l_first, il = stencil(l, l_min, nl)
+    flat = grid.reshape(-1)
+    lin = (ih[..., :, None, None] * nk + ik[..., None, :, None]) * nl + il[..., None, None, :]
+    block = flat[lin]                                  # (..., 4, 4, 4) over h, k, l
+    along_l = _lagrange4(l, l_first, block)            # (..., 4, 4)
+    along_k = _lagrange4(k, k_first, along_l)          # (..., 4)
+    return _lagrange4(h, h_first, along_k)

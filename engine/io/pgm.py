@@ -1,0 +1,102 @@
+"""The C's -pgmfile output: an 8-bit binary PGM (P5) preview of the float image.
+
+Pixel = (unsigned char) min(v·scale, 255), truncated toward zero; pixels outside the ROI are 0.
+Scale ≤ 0 selects the C's automatic scale: 250/(5·rmsd) when the image has a spread, else the
+int-image scale. rmsd is the C's (deviation from the mean of the rendered pixels, summed over the
+whole ROI, masked pixels counted as 0; see engine.statistics).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+__all__ = ["pgm_scale", "pgm_bytes", "write_pgm", "c_rmsd"]
+
+
+def _as_float32(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().to(torch.float64).numpy()
+    return np.asarray(image, dtype=np.float64).astype(np.float32)
+
+
+def _inside(shape: tuple[int, int], roi: Optional[tuple[int, int, int, int]]) -> np.ndarray:
+    inside = np.zeros(shape, dtype=bool)
+    if roi is None:
+        inside[:] = True
+    else:
+        fmin, fmax, smin, smax = roi
+        inside[max(smin, 0):smax + 1, max(fmin, 0):fmax + 1] = True
+    return inside
+
+
+def c_rmsd(float_image: torch.Tensor | np.ndarray, *, roi: Optional[tuple[int, int, int, int]] = None,
+           rendered: Optional[np.ndarray | torch.Tensor] = None) -> float:
+    """The rmsd the C prints, with its single-thread summation order (row-major running sums).
+
+    rendered: bool (spixels, fpixels) of the pixels the C rendered (ROI and mask); default: the ROI.
+    """
+    values = _as_float32(float_image).astype(np.float64)
+    inside = _inside(values.shape, roi)
+    if rendered is None:
+        rendered_np = inside
+    else:
+        rendered_np = np.asarray(rendered.cpu().numpy() if isinstance(rendered, torch.Tensor)
+                                 else rendered, dtype=bool) & inside
+    picked = values[rendered_np]
+    n = picked.size if picked.size > 0 else 1
+    mean = (float(np.cumsum(picked)[-1]) if picked.size else 0.0) / n
+    dev = values[inside] - mean
+    m = dev.size if dev.size > 1 else 2
+    sumsqr = float(np.cumsum(dev * dev)[-1]) if dev.size else 0.0
+    return math.sqrt(sumsqr / (m - 1))
+
+
+def pgm_scale(pgmscale: float, intfile_scale: float, rmsd: float) -> float:
+    """The scale the C uses: the given one if positive, else 250/(5·rmsd), or the int-image scale
+    when rmsd is 0."""
+    if pgmscale > 0.0:
+        return float(pgmscale)
+    return 250.0 / (5.0 * rmsd) if rmsd > 0.0 else float(intfile_scale)
+
+
+def pgm_bytes(float_image: torch.Tensor | np.ndarray, scale: float, *,
+              roi: Optional[tuple[int, int, int, int]] = None) -> bytes:
+    """The complete PGM file for an already-resolved scale."""
+    values = _as_float32(float_image)
+    spixels, fpixels = values.shape
+    test = values.astype(np.float64) * scale
+    test = np.where(test > 255.0, 255.0, test)
+    # Truncation toward zero; NaN (and the impossible negative) end up 0, as on x86.
+    test = np.where(np.isnan(test) | (test < 0.0), 0.0, test)
+    pix = np.trunc(test).astype(np.uint8)
+    pix[~_inside(values.shape, roi)] = 0
+    head = "P5\n%d %d\n# pixels scaled by %g\n255\n" % (fpixels, spixels, scale)
+    return head.encode("ascii") + pix.tobytes()
+
+
+def write_pgm(path: str | Path, float_image: torch.Tensor | np.ndarray, pgmscale: float, *,
+              roi: Optional[tuple[int, int, int, int]] = None,
+              intfile_scale: Optional[float] = None, rmsd: Optional[float] = None,
+              rendered: Optional[np.ndarray | torch.Tensor] = None) -> float:
+    """Write the PGM as the C does; returns the scale used (the C prints it as 'pgm_scale = %g').
+
+    pgmscale ≤ 0 selects the automatic scale, from ``rmsd`` (computed as the C does if not given)
+    and ``intfile_scale`` (default: 55000/max, the C's automatic int scale).
+    """
+    if pgmscale <= 0.0:
+        if rmsd is None:
+            rmsd = c_rmsd(float_image, roi=roi, rendered=rendered)
+        if intfile_scale is None:
+            values = _as_float32(float_image)
+            cand = values[_inside(values.shape, roi) & ~np.isnan(values)]
+            max_I = max(float(cand.max()), 0.0) if cand.size else 0.0
+            intfile_scale = 55000.0 / max_I if max_I > 0.0 else 1.0
+    scale = pgm_scale(pgmscale, intfile_scale or 1.0, rmsd or 0.0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pgm_bytes(float_image, scale, roi=roi))
+    return scale

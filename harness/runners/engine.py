@@ -1,0 +1,114 @@
+"""Run the bundled PyTorch engine in-process with the case's argv.
+
+engine.api is imported only when a run starts, so the harness (and its tests, which patch
+:func:`load_api`) works before and without the engine. Inputs are rewritten to absolute paths
+against the data root instead of changing the process's cwd.
+"""
+from __future__ import annotations
+
+import inspect
+import shlex
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.errors import RunnerFailure
+from harness.runners.base import RunOutput, RunRequest, check_inputs
+
+DTYPES = ("float64", "float32")
+
+
+def load_api() -> Callable[..., Any]:
+    """engine.api.run; a separate function so tests can replace the engine."""
+    from engine import api  # noqa: PLC0415 - lazy on purpose
+
+    return api.run
+
+
+class TorchRunner:
+    name = "torch"
+
+    def argv(self, request: RunRequest) -> list[str]:
+        paths = {rel: str(p.resolve()) for rel, p in request.input_paths().items()}
+        argv = [paths.get(tok, tok) for tok in request.case.argv]
+        return argv + ["-trace_pixel", str(request.pixel[0]), str(request.pixel[1])]
+
+    def run(self, request: RunRequest) -> RunOutput:
+        check_inputs(request)
+        argv = self.argv(request)
+        shown = ["python", "-m", "engine", *argv, "--mode", request.mode]
+        base = dict(runner=self.name, argv=tuple(shown), cwd="(in-process)",
+                    env={"device": request.device, "dtype": request.dtype}, description=f"torch engine in-process ({request.mode}, {request.device}, {request.dtype})")
+        t0 = time.monotonic()
+        try:
+            import torch
+
+            run = load_api()
+            kwargs: dict[str, Any] = dict(mode=request.mode, device=request.device,
+                                          dtype=getattr(torch, request.dtype),
+                                          c_threads=request.case.c_threads, write_outputs=False)
+            # Skip the full frame when only the trace is wanted and the engine can do that.
+            if not request.want_image and _accepts(run, "trace_only"):
+                kwargs["trace_only"] = True
+            result = run(argv, **kwargs)
+        except RunnerFailure:
+            raise
+        except ImportError as e:
+            raise RunnerFailure(f"torch engine not importable ({e}); is engine/api.py there?",
+                                RunOutput(exit_code=None, stdout="", stderr=traceback.format_exc(),
+                                          wall_s=time.monotonic() - t0, **base)) from None
+        except BaseException as e:  # noqa: BLE001 - any engine crash is a runner failure
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            raise RunnerFailure(f"torch engine raised {type(e).__name__}: {e}",
+                                RunOutput(exit_code=None, stdout="", stderr=traceback.format_exc(),
+                                          wall_s=time.monotonic() - t0, **base)) from None
+        wall = time.monotonic() - t0
+        image = None
+        if request.want_image:
+            img = getattr(result, "float_image", None)
+            if img is None and getattr(result, "image", None) is not None:
+                img = result.image.detach().cpu().numpy().astype(np.float32)
+            image = None if img is None else np.asarray(img)
+        stdout = getattr(result, "stdout", "") or ""
+        trace = getattr(result, "trace", None)
+        if not stdout and trace:
+            stdout = "\n".join(trace) + "\n"
+        try:
+            import torch
+            versions = {"torch": torch.__version__}
+        except ImportError:  # pragma: no cover
+            versions = {}
+        out = RunOutput(exit_code=0, stdout=stdout, stderr="", wall_s=wall, image=image,
+                        provenance={"mode": request.mode, "device": request.device, "dtype": request.dtype,
+                                    "python": sys.version.split()[0], **versions,
+                                    "stats": _jsonable(getattr(result, "stats", {}) or {})},
+                        **base)
+        if request.want_image and image is None:
+            raise RunnerFailure("torch engine returned no image", out)
+        return out
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params
+
+
+def _jsonable(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (str, int, float, bool)) or v is None:
+            out[str(k)] = v
+        else:
+            out[str(k)] = str(v)
+    return out
+
+
+def command_line(request: RunRequest, runner: TorchRunner) -> str:
+    return shlex.join(["python", "-m", "engine", *runner.argv(request), "--mode", request.mode])

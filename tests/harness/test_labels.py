@@ -1,0 +1,100 @@
+"""Known-C-defect labelling against the registry in engine/defects.py."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engine import defects
+from harness import labels, traces
+from harness.compare import ToleranceTable, align
+
+PHI_ARGV = ["-phi", "0", "-osc", "0.09", "-phisteps", "10"]
+
+
+@pytest.fixture(scope="module")
+def c_text(golden_dir):
+    return (golden_dir / "cases" / "phi_carryover" / "c_stdout.log").read_text()
+
+
+def spec_like(c_text: str) -> str:
+    """What a spec-mode engine prints for phi_carryover, derived from the C trace: at φ=0 the
+    unrotated cell (the C shows φ step 9's), so the φ-0 rows and the keys fed by them differ."""
+    lines = []
+    for line in traces.to_engine_prefix(c_text).splitlines():
+        m = re.match(r"TRACE_PY_PHI phi_tic=0 (.*)", line)
+        if m:
+            line = "TRACE_PY_PHI phi_tic=0 phi_deg=0 k_frac=1.5 F_latt_b=0.5 F_latt=-0.3"
+        for key in ("rot_a_angstroms", "rot_b_angstroms", "hkl_frac", "F_latt_b", "F_latt", "I_before_scaling"):
+            if line.startswith(f"TRACE_PY: {key} "):
+                head, vals = line.split(" ", 2)[:2], line.split(" ", 2)[2].split()
+                vals = ["%.15g" % (float(v) * 1.01 + 0.01) for v in vals]
+                line = " ".join(head + vals)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def rows(c_text, py_text):
+    return align(traces.parse(c_text, "C"), traces.parse(py_text, "PY"), ToleranceTable())
+
+
+def test_spec_divergence_inside_signature_is_a_known_defect(c_text):
+    r = rows(c_text, spec_like(c_text))
+    lab = labels.label(r, PHI_ARGV, "spec", reference_traced=True)
+    assert lab.known_defect and lab.defect_ids == ("phi0-stale-rotation",)
+    assert lab.text == "known C defect phi0-stale-rotation"
+
+
+def test_same_divergence_in_c_parity_mode_is_a_regression(c_text):
+    lab = labels.label(rows(c_text, spec_like(c_text)), PHI_ARGV, "c-parity", reference_traced=True)
+    assert lab.text == "regression" and not lab.known_defect
+
+
+def test_divergence_at_a_nonzero_phi_step_is_a_regression(c_text):
+    py = re.sub(r"(phi_tic=3 phi_deg=\S+ k_frac=)", r"\g<1>9", spec_like(c_text))
+    assert py != spec_like(c_text)
+    lab = labels.label(rows(c_text, py), PHI_ARGV, "spec", reference_traced=True)
+    assert lab.text == "regression"
+    assert "phi[3].k_frac" in lab.unexplained
+
+
+def test_divergence_outside_the_signature_is_a_regression(c_text):
+    py = spec_like(c_text).replace("TRACE_PY: pixel_pos_meters 0.1", "TRACE_PY: pixel_pos_meters 0.2")
+    assert "pixel_pos_meters 0.2" in py
+    assert labels.label(rows(c_text, py), PHI_ARGV, "spec", reference_traced=True).text == "regression"
+
+
+def test_phi_signature_needs_a_zero_phi_step(c_text):
+    no_zero = c_text.replace("phi_deg=0 ", "phi_deg=0.5 ")
+    lab = labels.label(rows(no_zero, spec_like(no_zero)), PHI_ARGV, "spec", reference_traced=True)
+    assert lab.text == "regression"
+
+
+def test_triggered_defect_needs_its_flag():
+    c = "TRACE_C: I_before_scaling 1\nTRACE_C: I_pixel_final 1\nTRACE_C: floatimage_accumulated 1\n"
+    py = "TRACE_PY: I_before_scaling 2\nTRACE_PY: I_pixel_final 2\nTRACE_PY: floatimage_accumulated 2\n"
+    r = rows(c, py)
+    assert labels.label(r, ["-N", "5"], "spec", True).text == "regression"
+    lab = labels.label(r, ["-oversample_thick", "-N", "5"], "spec", True)
+    # phi0-stale-rotation also lists these keys but has no φ=0 step here; only the oversample one applies
+    assert lab.defect_ids == ("oversample-running-sum",)
+
+
+def test_no_divergence_no_label(c_text):
+    assert labels.label(rows(c_text, traces.to_engine_prefix(c_text)), PHI_ARGV, "spec", True) is None
+
+
+def test_image_only_reference_never_labels_a_defect(c_text):
+    lab = labels.label(rows(c_text, spec_like(c_text)), PHI_ARGV, "spec", reference_traced=False)
+    assert lab.text == "regression"
+
+
+def test_registry_signatures_use_catalog_names():
+    from harness import keys
+    for d in defects.DEFECTS:
+        for entry in d.signature:
+            m = re.match(r"^phi:(\w+)@(zero|\d+)$", entry)
+            if m:
+                assert keys.lookup("phi", m.group(1)), entry
+            else:
+                assert keys.lookup("pixel", entry) or keys.lookup("setup", entry), entry
