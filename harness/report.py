@@ -9,7 +9,8 @@ import io
 import json
 from typing import Iterable, Optional
 
-from rich.console import Console, Group
+from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -27,6 +28,8 @@ def _fmt_values(vals: Optional[list]) -> str:
 
 
 def _fmt_tol(row: RowModel) -> str:
+    if any(isinstance(v, str) for v in (row.c or []) + (row.torch or [])):
+        return "exact"
     return f"{row.atol:g}" if row.rtol == 0 else f"{row.atol:g}+{row.rtol:g}·|C|"
 
 
@@ -92,14 +95,20 @@ def image_table(result: ParityResult) -> Optional[Table]:
 def header(result: ParityResult) -> Panel:
     lines = [f"case [bold]{result.case}[/bold]   mode {result.mode}   pixel (slow {result.pixel[0]}, fast {result.pixel[1]})"]
     if result.reference:
-        lines.append(f"reference: {result.reference.description}")
+        lines.append(f"reference: {escape(result.reference.description)}")
+    if result.reference_choice:
+        lines.append(f"           [dim]({escape(result.reference_choice)})[/dim]")
     if result.engine:
-        lines.append(f"engine:    {result.engine.description}")
+        lines.append(f"engine:    {escape(result.engine.description)}")
     if result.trace_note:
-        lines.append(f"[yellow]{result.trace_note}[/yellow]")
+        lines.append(f"[yellow]{escape(result.trace_note)}[/yellow]")
     if result.keys_filter:
         lines.append(f"keys: {', '.join(result.keys_filter)}")
     return Panel("\n".join(lines), title="nbparity run", expand=False)
+
+
+def _g(x) -> str:
+    return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)
 
 
 def summary_lines(result: ParityResult) -> list[str]:
@@ -125,7 +134,8 @@ def summary_lines(result: ParityResult) -> list[str]:
     if result.image is not None:
         m = result.image
         out.append("Image: " + ("within tolerance" if m["ok"] else f"DIVERGED ({m['reason']})") +
-                   f"; max|Δ| {m['max_abs_diff']}, max|Δ|/max|C| {m['rel_to_max']}, worst pixel {m['worst_pixel']}.")
+                   f"; max|Δ| {_g(m['max_abs_diff'])}, max|Δ|/max|C| {_g(m['rel_to_max'])} "
+                   f"(bar {_g(m['allowed'])} absolute), worst pixel (slow, fast) {tuple(m['worst_pixel'] or ())}.")
     elif result.image_note:
         out.append(f"Image: {result.image_note}")
     if result.label and result.status == "divergence":
@@ -163,6 +173,8 @@ def markdown_summary(result: ParityResult) -> str:
              f"- mode: {result.mode}", f"- traced pixel: slow {result.pixel[0]}, fast {result.pixel[1]}"]
     if result.reference:
         lines.append(f"- reference: {result.reference.description}")
+    if result.reference_choice:
+        lines.append(f"- reference choice: {result.reference_choice}")
     if result.engine:
         lines.append(f"- engine: {result.engine.description}")
     if result.trace_note:

@@ -74,6 +74,7 @@ class ParityResult(BaseModel):
     exit_code: int
     label: Optional[str] = None
     expected_failure: Optional[str] = None
+    reference_choice: str = ""
     reference: Optional[RunInfo] = None
     engine: Optional[RunInfo] = None
     trace_compared: bool = False

@@ -54,17 +54,21 @@ class Context:
     done: Callable[[str], None] = lambda msg: None
 
 
-def choose_reference_runner(ref: Reference, opts: RunOptions, ctx: Context) -> Runner:
+def choose_reference_runner(ref: Reference, opts: RunOptions, ctx: Context) -> tuple[Runner, str]:
+    """The reference runner and why it was chosen (the report says which one was used)."""
     if opts.source == "recorded":
-        return RecordedRunner(ctx.golden_dir)
+        return RecordedRunner(ctx.golden_dir), "recorded reference (--recorded)"
     binary = find_binary(ref.kind, opts.c_bin)
     if opts.source == "live":
-        return CRunner(binary)
+        return CRunner(binary), "live C (--live)"
     if ref.live and binary is not None and (opts.c_bin or binary.exists()):
-        return CRunner(binary)
+        return CRunner(binary), f"live C binary found at {binary}"
+    where = ("--c-bin, NB_C_BIN, golden_bin/nanoBragg" if ref.kind == "instrumented-c"
+             else "--c-bin, NB_C_FIXED_BIN, golden_bin/nanoBragg_fixed")
     if ref.recording is not None:
-        return RecordedRunner(ctx.golden_dir)
-    return CRunner(binary)  # fails as "no C binary", which is what happened
+        why = "live C not allowed for this reference" if not ref.live else f"no live C binary ({where})"
+        return RecordedRunner(ctx.golden_dir), f"{why}: using the recording"
+    return CRunner(binary), f"no recording for this reference and no live C binary ({where})"
 
 
 def _info(out: Optional[RunOutput], runner: Runner, fallback: str, traced: bool) -> RunInfo:
@@ -89,10 +93,11 @@ def run_case(case: Case, opts: RunOptions, ctx: Context) -> ParityResult:
                          want_image=not opts.trace_only, device=opts.device, dtype=opts.dtype,
                          timeout_s=opts.timeout_s or case.timeout_s)
     check_inputs(request)  # a missing input is the user's to fix (exit 2), before any run
-    ref_runner = choose_reference_runner(ref, opts, ctx)
+    ref_runner, why = choose_reference_runner(ref, opts, ctx)
 
     result = ParityResult(case=case.name, mode=mode, pixel=pixel, status="parity", exit_code=0,
-                          expected_failure=case.expected_failure, keys_filter=list(opts.keys))
+                          expected_failure=case.expected_failure, keys_filter=list(opts.keys),
+                          reference_choice=why)
     ref_out = eng_out = None
     all_rows: list[Row] = []
     with EvidenceDir(ctx.results_dir, case.name) as ev:
