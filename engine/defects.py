@@ -17,7 +17,8 @@ class CDefect:
     spec_behaviour: str
     c_parity: str
     #: Trace keys (catalog names) whose values the defect changes; 'phi:<field>@<tic>' names a
-    #: TRACE_PHI field at one φ step, 'phi:<field>@zero' the steps where φ == 0.
+    #: TRACE_PHI field at one φ step, 'phi:<field>@zero' the steps where φ == 0, 'phi:<field>@any'
+    #: every φ step.
     signature: tuple[str, ...]
     #: argv flags whose presence is needed for the defect to matter (any of them); empty: always.
     triggers: tuple[str, ...] = ()
@@ -52,7 +53,9 @@ DEFECTS: tuple[CDefect, ...] = (
                    "close_distance_meters", "obliquity_factor", "diffracted_vec",
                    "scattering_vec_A_inv", "hkl_frac", "hkl_rounded", "F_latt_a", "F_latt_b",
                    "F_latt_c", "F_latt", "F_cell", "I_before_scaling", "polar", "omega_pixel",
-                   "cos_2theta", "I_pixel_final", "floatimage_accumulated"),
+                   "cos_2theta", "I_pixel_final", "floatimage_accumulated",
+                   # a moved pixel changes the scattering vector at every φ step
+                   "phi:k_frac@any", "phi:F_latt_b@any", "phi:F_latt@any"),
         triggers=("-pix0_vector", "-pix0_vector_mm"),
         c_lines="740-746, overwritten at 1778-1780 and 1900-1902",
     ),

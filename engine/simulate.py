@@ -149,6 +149,10 @@ def _tricubic_lookup():
 # The C's evaluation order
 # ---------------------------------------------------------------------------------------------
 
+def _scalar(x: float | torch.Tensor) -> float:
+    return float(x.detach()) if isinstance(x, torch.Tensor) else float(x)
+
+
 def phi_angles(phi0: float | torch.Tensor, phistep: float | torch.Tensor, phisteps: int,
                dtype=torch.float64, device=None) -> torch.Tensor:
     """φ of each step, φ0 + j·Δφ, computed like the C (so a zero step is exactly 0.0)."""
@@ -238,7 +242,7 @@ def _make_plan(setup: SimulationSetup) -> _Plan:
     det, cr, beam = setup.detector, setup.crystal, setup.beam
     dtype, device = det.pix0.dtype, det.pix0.device
     c_parity = setup.mode == Mode.C_PARITY
-    phis = phi_angles(float(cr.phi0), float(cr.phistep), cr.phisteps)
+    phis = phi_angles(_scalar(cr.phi0), _scalar(cr.phistep), cr.phisteps)
     normal, first = phi_rotation_plan([float(p) for p in phis], stale_zero=c_parity)
     o_normal = orientations(setup, normal)
     o_first = orientations(setup, first) if first != normal else None
@@ -623,7 +627,7 @@ def render(setup: SimulationSetup, *, chunk_pixels: int | None = None,
                                       interp_cutoff=None if cutoffs is None else int(cutoffs[ts, tf]))
     stats = image_stats(float_image, rendered, det.roi, det.pixel_size, det.oversample)
     return RenderResult(image=image, float_image=float_image, rendered=rendered, trace=trace,
-                        stats=stats, omega_sum=float(omega_sum), thread_first_pixels=thread_first)
+                        stats=stats, omega_sum=float(omega_sum.detach()), thread_first_pixels=thread_first)
 
 
 def simulate(setup: SimulationSetup, **kwargs) -> torch.Tensor:
@@ -650,7 +654,7 @@ def trace_pixel_lines(plan: _Plan, spixel: int, fpixel: int, *, first: bool = Fa
                         first_flag=torch.tensor([first], device=device), detail=True,
                         interp_cutoff=None if interp_cutoff is None else torch.tensor([interp_cutoff], device=device))
     rec = TraceRecorder()
-    phis = phi_angles(float(cr.phi0), float(cr.phistep), cr.phisteps)
+    phis = phi_angles(_scalar(cr.phi0), _scalar(cr.phistep), cr.phisteps)
     U = det.oversample ** 2
     for layer in res.layers:
         for u in range(U):

@@ -104,6 +104,18 @@ class Reference(_Frozen):
     recording: Optional[str] = None
     manifest_sha256: Optional[str] = None
     live: bool = True
+    #: Ids of engine.defects entries this C build has fixed (a fixed C still has the others).
+    fixes: list[str] = Field(default_factory=list)
+
+    @field_validator("fixes")
+    @classmethod
+    def _known_defects(cls, v: list[str]) -> list[str]:
+        from engine.defects import BY_ID
+
+        for d in v:
+            if d not in BY_ID:
+                raise ValueError(f"expected C defect ids from engine/defects.py ({', '.join(BY_ID)}), got {d!r}")
+        return v
 
     @field_validator("recording")
     @classmethod

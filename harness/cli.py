@@ -5,6 +5,7 @@ Exit codes: 0 parity holds, 1 divergence, 2 usage/case/input error, 3 runner fai
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from contextlib import contextmanager
@@ -77,7 +78,7 @@ def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
     for e in errors:
         err.print(e.message, markup=False, highlight=False)
     if args.json:
-        print(report.json.dumps([{"name": c.name, "mode": c.mode, "tags": c.tags, "description": c.description,
+        print(json.dumps([{"name": c.name, "mode": c.mode, "tags": c.tags, "description": c.description,
                                   "references": {m: r.model_dump() for m, r in c.references.items()}}
                                  for c in cases], indent=2))
     else:
@@ -95,7 +96,7 @@ def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
 def cmd_show(args: argparse.Namespace, out: Console, err: Console) -> int:
     case = _registry(args).get(args.case)
     if args.json:
-        print(report.json.dumps(case.model_dump(mode="json"), indent=2))
+        print(json.dumps(case.model_dump(mode="json"), indent=2))
         return 0
     _show(case, out, args)
     return 0
@@ -135,7 +136,7 @@ def cmd_keys(args: argparse.Namespace, out: Console, err: Console) -> int:
         rows.append({"stage": k.stage, "kind": k.kind, "key": k.name, "components": list(k.components),
                      "aliases": aliases, "doc": k.doc})
     if args.json:
-        print(report.json.dumps(rows, indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
     out.print(report.rows_table(((r["stage"], r["kind"], r["key"], " ".join(r["components"]),
                                   ", ".join(r["aliases"]), r["doc"]) for r in rows),

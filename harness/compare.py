@@ -8,7 +8,7 @@ relative term. It returns a typed result instead of raising so that callers can 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -194,7 +194,6 @@ def _fake(row: Row, values: tuple[Value, ...], source: str) -> TraceRecord:
 
 
 def _with(row: Row, **changes) -> Row:
-    from dataclasses import replace
     return replace(row, **changes)
 
 
@@ -250,7 +249,6 @@ class ImageMetrics:
     reason: str = ""
 
     def as_dict(self) -> dict:
-        from dataclasses import asdict
         d = asdict(self)
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 

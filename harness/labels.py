@@ -15,7 +15,7 @@ from engine import defects as registry
 from harness.compare import Row
 
 REGRESSION = "regression"
-_PHI_ENTRY = re.compile(r"^phi:(?P<field>\w+)@(?P<where>zero|\d+)$")
+_PHI_ENTRY = re.compile(r"^phi:(?P<field>\w+)@(?P<where>zero|any|\d+)$")
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ def _explains(defect: registry.CDefect, row: Row, zero_tics: set[int]) -> bool:
             if row.kind != "phi" or row.key != m.group("field"):
                 continue
             where = m.group("where")
-            if (where == "zero" and row.phi_tic in zero_tics) or (where != "zero" and row.phi_tic == int(where)):
+            if (where == "any" or (where == "zero" and row.phi_tic in zero_tics)
+                    or (where.isdigit() and row.phi_tic == int(where))):
                 return True
         elif row.kind != "phi" and row.key == entry:
             return True
@@ -91,3 +92,21 @@ def label(rows: Sequence[Row], argv: Sequence[str], mode: str, reference_traced:
     if not unexplained and used:
         return Label("known C defect " + ", ".join(used), tuple(used))
     return Label(REGRESSION, (), tuple(unexplained))
+
+
+def label_image_only(argv: Sequence[str], mode: str, fixed: Sequence[str],
+                     defects: Optional[Sequence[registry.CDefect]] = None) -> Label:
+    """Label an image divergence against an image-only (fixed C) reference.
+
+    Without a trace nothing can be matched to a signature, so the label only names the
+    registered defects this argv triggers that the reference build has not fixed: spec mode
+    corrects them, the reference does not. It stays a regression unless such a defect exists.
+    """
+    if mode != "spec":
+        return Label(REGRESSION)
+    unfixed = [d.id for d in (defects if defects is not None else registry.DEFECTS)
+               if d.triggers and _triggered(d, argv) and d.id not in fixed]
+    if not unfixed:
+        return Label(REGRESSION)
+    return Label(f"possible known C defect {', '.join(unfixed)} (not fixed in the reference build; "
+                 "image only, not verified by a trace)", ())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shlex
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, ContextManager, Literal, Optional, Sequence
 
@@ -166,7 +166,8 @@ def _compare(result: ParityResult, case: Case, mode: str, ref: Reference, reques
         if not m.ok:
             diverged = True
             if label is None:
-                label = labels.Label(labels.REGRESSION)
+                label = (labels.label_image_only(case.argv, mode, ref.fixes) if not ref_out.trace_supported
+                         else labels.Label(labels.REGRESSION))
     else:
         upd["image_note"] = "not compared (--trace-only)" if not request.want_image else "not compared (no image)"
         if not upd.get("trace_compared"):
@@ -183,8 +184,7 @@ def _compare(result: ParityResult, case: Case, mode: str, ref: Reference, reques
     return result.model_copy(update=upd), all_rows
 
 
-def _with_defect(row, lab: labels.Label):
-    from dataclasses import replace
+def _with_defect(row: Row, lab: labels.Label) -> Row:
     return replace(row, defect=", ".join(lab.defect_ids))
 
 

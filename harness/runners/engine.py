@@ -7,7 +7,6 @@ against the data root instead of changing the process's cwd.
 from __future__ import annotations
 
 import inspect
-import shlex
 import sys
 import time
 import traceback
@@ -109,6 +108,3 @@ def _jsonable(d: dict) -> dict:
             out[str(k)] = str(v)
     return out
 
-
-def command_line(request: RunRequest, runner: TorchRunner) -> str:
-    return shlex.join(["python", "-m", "engine", *runner.argv(request), "--mode", request.mode])

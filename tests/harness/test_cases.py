@@ -119,4 +119,12 @@ def test_show_and_list_json(capsys):
     assert data["trace_pixels"] == [[685, 1039]]
     assert cli.main(["list", "--json", "--tag", "flagship"]) == 0
     names = {c["name"] for c in json.loads(capsys.readouterr().out)}
-    assert names == {"supervisor", "supervisor_brightest_trace"}
+    assert {"supervisor", "supervisor_brightest_trace"} <= names and "phi_carryover" not in names
+
+
+def test_reference_fixes_must_name_registered_defects(tmp_path):
+    body = GOOD.format(name="fx") + 'fixes = ["phi0-stale-rotation"]\n'
+    assert load_case(write_case(tmp_path, "fx", body)).references["c-parity"].fixes == ["phi0-stale-rotation"]
+    bad = GOOD.format(name="fy") + 'fixes = ["no-such-defect"]\n'
+    with pytest.raises(CaseFileError, match="references.c-parity.fixes.*no-such-defect"):
+        load_case(write_case(tmp_path, "fy", bad))

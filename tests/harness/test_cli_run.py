@@ -186,3 +186,12 @@ def test_python_dash_m_harness(tmp_path):
     p = subprocess.run([sys.executable, "-m", "harness", "run"], cwd=REPO_ROOT, capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 2 and "error" in p.stderr
+
+
+def test_device_and_dtype_reach_the_engine(tmp_path, capsys, fake_engine):
+    calls = fake_engine("phi_carryover")
+    rc, res = run_json(tmp_path, capsys, "phi_carryover", "--recorded", "--dtype", "float32")
+    assert rc == 0
+    assert str(calls[0][1]["dtype"]) == "torch.float32" and calls[0][1]["write_outputs"] is False
+    assert "float32" in res["engine"]["description"]
+    assert res["reference_choice"] == "recorded reference (--recorded)"

@@ -30,3 +30,9 @@ def test_phi_carryover_spec_differs_only_by_the_known_defect(tmp_path, capsys):
 def test_full_frame_cases(tmp_path, capsys, case):
     rc, res = run(tmp_path, capsys, case)
     assert rc == 0, (res["failure"], res["first_divergence"], res["image"])
+
+
+@pytest.mark.slow
+def test_supervisor_spec_differs_only_by_known_defects(tmp_path, capsys):
+    rc, res = run(tmp_path, capsys, "supervisor_spec_vs_c", "--trace-only")
+    assert rc == 1 and res["label"] == "known C defect pix0-vector-ignored, phi0-stale-rotation", res["first_divergence"]

@@ -1,0 +1,149 @@
+"""Lattice shape factors against the C's recorded per-pixel values.
+
+For the square shape the C prints F_latt_a/b/c and F_latt next to the fractional hkl it used, for
+every (layer, sub-pixel) and, per φ step, k_frac with F_latt_b. The other shapes print no F_latt,
+but with one source, φ step and domain, I_before_scaling is Σ over sub-pixels of F_cell²·F_latt²,
+which pins the shape factor down just as well.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from engine import lattice
+from tests.engine.test_golden_parity import case_json, golden_stdout, parse_trace
+
+def _close(a: float, c: float) -> bool:
+    return abs(a - c) <= 1e-6 + 1e-9 * abs(c)
+
+
+def _n_cells(name: str) -> tuple[float, float, float]:
+    argv = case_json(name)["argv"]
+    n = float(argv[argv.index("-N") + 1])
+    return n, n, n
+
+
+def _blocks(records):
+    """Split a trace into per-(layer, sub-pixel) dicts of its first-occurrence keys."""
+    blocks, cur = [], None
+    for key, vals in records:
+        if key == "pix0_vector_meters":
+            cur = {}
+            blocks.append(cur)
+        if cur is not None and key not in cur:
+            cur[key] = vals
+    return blocks
+
+
+def t(*v: float) -> torch.Tensor:
+    return torch.tensor(v, dtype=torch.float64)
+
+
+# --- the grating function ------------------------------------------------------------------
+
+def test_sincg_limit_and_nodes():
+    x = t(0.0, math.pi + 1e-7, 2 * math.pi - 1e-7, 0.5 * math.pi)
+    out = lattice.sincg(x, 5.0)
+    assert out[0].item() == 5.0                       # exact limit at 0, no 0/0
+    # Near the other nodes sin(N x)/sin(x) → N·cos(N x)/cos(x) = N for odd N.
+    assert torch.allclose(out[1:3], t(5.0, 5.0), rtol=1e-9)
+    assert out[3].item() == pytest.approx(1.0)        # sin(5π/2)/sin(π/2)
+
+
+def test_sinc3_limit_and_small_argument():
+    x = t(0.0, 1e-3)
+    out = lattice.sinc3(x)
+    assert out[0].item() == 1.0
+    assert out[1].item() == pytest.approx(1 - 1e-6 / 10, rel=1e-7)   # 1 − x²/10 + …
+
+
+def test_gradients_are_finite_at_the_removable_singularities():
+    x = t(0.0, 0.3).requires_grad_(True)
+    (lattice.sincg(x, 5.0).sum() + lattice.sinc3(x).sum()).backward()
+    assert bool(torch.isfinite(x.grad).all())
+
+
+# --- square: against the C's F_latt lines -----------------------------------------------------
+
+@pytest.mark.parametrize("name", ["simple_cubic", "triclinic_P1", "oversample_3", "extreme_tiny",
+                                  "hkl_nearest_default_F"])
+def test_square_matches_c_trace(golden_dir, name):
+    Na, Nb, Nc = _n_cells(name)
+    blocks = _blocks(parse_trace(golden_stdout(name), "TRACE_C"))
+    assert blocks
+    for b in blocks:
+        h, k, l = (t(v) for v in b["hkl_frac"])
+        fa, fb, fc = lattice.square_factors(h, k, l, Na, Nb, Nc)
+        assert _close(fa.item(), b["F_latt_a"][0])
+        assert _close(fb.item(), b["F_latt_b"][0])
+        assert _close(fc.item(), b["F_latt_c"][0])
+        assert _close(lattice.square(h, k, l, Na, Nb, Nc).item(), b["F_latt"][0])
+
+
+def test_square_skips_axes_with_one_cell(golden_dir):
+    """extreme_tiny has N = 1: the C prints 1 for each skipped axis and F_latt = 1."""
+    b = _blocks(parse_trace(golden_stdout("extreme_tiny"), "TRACE_C"))[0]
+    assert b["F_latt_a"] == b["F_latt_b"] == b["F_latt_c"] == b["F_latt"] == (1.0,)
+    h, k, l = (t(v) for v in b["hkl_frac"])
+    assert lattice.square(h, k, l, 1, 1, 1).item() == 1.0
+
+
+def test_square_per_phi_lines(golden_dir):
+    """Every TRACE_C_PHI line: F_latt_b from k_frac (phi_rotation_9steps: 9 φ steps × 4 sub-pixels)."""
+    Na, Nb, Nc = _n_cells("phi_rotation_9steps")
+    phis = [v for k, v in parse_trace(golden_stdout("phi_rotation_9steps"), "TRACE_C") if k.startswith("phi[")]
+    assert len(phis) == 36
+    for _, k_frac, f_latt_b, _ in phis:
+        _, fb, _ = lattice.square_factors(t(0.0), t(k_frac), t(0.0), Na, Nb, Nc)
+        assert _close(fb.item(), f_latt_b)
+
+
+# --- round, gauss, tophat: through I_before_scaling -------------------------------------------
+
+def _intensity_from_trace(name: str, shape_factor) -> tuple[float, float]:
+    records = parse_trace(golden_stdout(name), "TRACE_C")
+    blocks = _blocks(records)
+    total = 0.0
+    for b in blocks:
+        h, k, l = (t(v) for v in b["hkl_frac"])
+        f_latt = shape_factor(h, k, l, b).item()
+        f_cell = b.get("F_cell", (0.0,))[0]   # the C skips F_cell when F_latt == 0
+        total += f_cell * f_cell * f_latt * f_latt
+    want = next(v[0] for k, v in records if k == "I_before_scaling")
+    return total, want
+
+
+def test_round_shape(golden_dir):
+    Na, Nb, Nc = _n_cells("lattice_round")
+    got, want = _intensity_from_trace(
+        "lattice_round", lambda h, k, l, b: lattice.round_(h, k, l, Na, Nb, Nc))
+    assert got == pytest.approx(want, rel=1e-9)
+    assert want > 0
+
+
+@pytest.mark.parametrize("name,fn", [("lattice_gauss", lattice.gauss), ("lattice_tophat", lattice.tophat)])
+def test_reciprocal_distance_shapes(golden_dir, name, fn):
+    Na, Nb, Nc = _n_cells(name)
+
+    def factor(h, k, l, b):
+        stars = [t(*b[key]) for key in ("rot_a_star_A_inv", "rot_b_star_A_inv", "rot_c_star_A_inv")]
+        rad = lattice.reciprocal_radius_sqr(h, k, l, *stars, Na, Nb, Nc)
+        return fn(rad, Na, Nb, Nc)
+
+    got, want = _intensity_from_trace(name, factor)
+    assert got == pytest.approx(want, rel=1e-9)
+    assert want > 0
+
+
+def test_fudge_scales_the_radius():
+    """fudge multiplies the squared radius: fudge 4 at Δh equals fudge 1 at 2·Δh."""
+    dh = t(0.013, 0.05, 0.2)
+    z = torch.zeros_like(dh)
+    assert torch.allclose(lattice.round_(dh, z, z, 5, 5, 5, fudge=4.0), lattice.round_(2 * dh, z, z, 5, 5, 5))
+    star = t(0.01, 0.0, 0.0)
+    zero = t(0.0, 0.0, 0.0)
+    r1 = lattice.reciprocal_radius_sqr(dh, z, z, star, zero, zero, 5, 5, 5)
+    assert torch.allclose(lattice.gauss(r1, 5, 5, 5, fudge=2.0), lattice.gauss(2 * r1, 5, 5, 5))
+    assert torch.equal(lattice.tophat(r1, 5, 5, 5, fudge=2.0), lattice.tophat(2 * r1, 5, 5, 5))
