@@ -140,8 +140,8 @@ def _nearest_lookup():
 def _tricubic_lookup():
     try:
         from engine.interpolation import in_range, tricubic  # type: ignore[import-not-found]
-    except Exception:  # noqa: BLE001
-        return None
+    except ImportError as exc:
+        raise NotImplementedError("-interpolate needs engine.interpolation (tricubic, in_range)") from exc
     return tricubic, in_range
 
 
