@@ -84,7 +84,17 @@ def run(argv: Sequence[str], *, mode: str = "spec", device: str = "cpu",
     lines = [*setup.console, *setup.setup_trace]
     if setup.trace_pixel is not None:
         lines.append("TRACE_CONFIG: tracing pixel (spixel=%d, fpixel=%d)" % tuple(setup.trace_pixel))
-    lines += result.trace
+    trace = list(result.trace)
+    stop = result.interpolation_stop
+    if stop is not None:
+        # Printed when the render reaches that pixel: before or after the traced pixel's lines.
+        first, glue = stop.warning_lines()
+        before = setup.trace_pixel is None or (stop.spixel, stop.fpixel) <= tuple(setup.trace_pixel)
+        if before and trace:
+            trace = [first, glue + trace[0], *trace[1:]]
+        else:
+            trace = [*trace, first, glue]
+    lines += trace
     lines += console_after_render(setup, result, floatfile)
     stats = {
         **result.stats.as_dict(),

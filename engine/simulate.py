@@ -9,16 +9,20 @@ Python loop, because the C's caches and running sums are defined layer by layer.
 Tensor shapes in this module: P pixels, U sub-pixels (oversample²), S sources, J φ steps,
 M mosaic domains.
 
-Two places depend on the C's evaluation order, and c-parity mode reproduces both as fixed
-functions of that order (``engine.defects``):
+Three things depend on the C's evaluation order (pixels row-major within each thread's block of
+rows; per pixel: layer, sub-pixel, source, φ, domain), and c-parity reproduces each as a fixed
+function of that order (``engine.defects``):
 
 * ``phi0-stale-rotation``: a φ step equal to 0 reuses the last rotation the thread computed.
   Every sweep over φ is the same list of angles, so the rotation a zero step sees is fixed, except
   in the first sweep of each thread, which still holds the unrotated cell. ``phi_rotation_plan``
-  gives both variants; the renderer re-evaluates each thread's first evaluated pixel with the
-  "first" variant in its first surviving (layer, sub-pixel, source) sweep.
+  gives both variants; the renderer flags each thread's first evaluated pixel, whose first
+  (layer, sub-pixel, source) sweep that passes dmin uses the "first" variant.
 * ``oversample-running-sum``: with an ``-oversample_*`` flag the C multiplies the running sum by
   the factor after each term; the closed form is I_bg·Πm + Σ x_t·Π_{s≥t} m_s.
+* Interpolation is one run-wide switch, turned off for good by the first evaluation whose
+  tricubic stencil leaves the grid; the renderer finds that evaluation (a probe pass per chunk
+  while the switch is on) and interpolates exactly the terms before it (single-thread order).
 """
 from __future__ import annotations
 
@@ -37,8 +41,8 @@ from engine.trace import TraceRecorder
 R_E_SQR = 7.94079248018965e-30
 #: Radians → degrees, as the C defines it.
 RTD = 180.0 / math.pi
-#: Rough peak bytes per (pixel, sub-pixel, source, φ, mosaic) term inside a chunk (float64);
-#: measured on the supervisor case, scaled by the element size for other dtypes.
+#: Rough working-set bytes per (pixel, sub-pixel, source, φ, mosaic) term of a chunk (float64;
+#: scaled by the element size for other dtypes). Only sets the chunk size, not a hard limit.
 BYTES_PER_TERM_F64 = 240
 DEFAULT_MEMORY_BUDGET = 64 * 1024 ** 2
 
@@ -302,6 +306,7 @@ class _PixelResult:
     omega_sum: torch.Tensor
     layers: list[_LayerDetail] = field(default_factory=list)
     first_out_of_range: Optional[torch.Tensor] = None
+    first_out_of_range_hkl: Optional[torch.Tensor] = None
 
 
 def _lattice_factor(setup: SimulationSetup, h, k, l):
@@ -352,6 +357,78 @@ def _out_of_range(plan: _Plan, h, k, l) -> torch.Tensor:
     return ~in_range(sf.grid, sf.h_min, sf.k_min, sf.l_min, h, k, l)
 
 
+@dataclass
+class _Layer:
+    """Per-(pixel, sub-pixel[, source]) quantities of one thickness layer."""
+
+    pos: torch.Tensor                   # (P, U, 3) m
+    R: torch.Tensor                     # (P, U)
+    d: torch.Tensor                     # (P, U, 3) unit diffracted direction
+    omega: torch.Tensor                 # (P, U) solid angle of each sub-pixel
+    capture: torch.Tensor               # (P, U) capture fraction of this layer
+    q: torch.Tensor                     # (P, U, S, 3) scattering vectors, m⁻¹
+    survive: torch.Tensor               # (P, U, S) passes the dmin cut
+
+
+def _layer(plan: _Plan, spix: torch.Tensor, fpix: torch.Tensor, t: int) -> _Layer:
+    det, beam, smp = plan.setup.detector, plan.setup.beam, plan.setup.sampling
+    pos = pixel_positions(spix, fpix, t * det.thickstep, pix0=det.pix0, fdet=det.fdet, sdet=det.sdet,
+                          odet=det.odet, pixel_size=det.pixel_size, oversample=det.oversample,
+                          curved=det.curved, distance=det.distance, beam_vector=plan.beam_vector)
+    R = torch.sqrt((pos * pos).sum(-1))
+    d = pos / R[..., None]
+    omega = solid_angle(R, det.pixel_size, det.close_distance, det.point_pixel)
+    if det.thickness != 0.0 or smp.oversample_thick:
+        capture = capture_fraction(d, det.odet, t, det.thickstep, det.mu)
+    else:
+        capture = torch.ones_like(R)
+    q = (d[:, :, None, :] - plan.incident) / plan.wavelengths[:, None]
+    if beam.dmin > 0.0:
+        # The C drops a (sub-pixel, source) whose resolution 1/(2·stol) is finer than dmin.
+        stol = 0.5 * torch.sqrt((q * q).sum(-1))
+        survive = ~((stol > 0.0) & (beam.dmin > 0.5 / stol))
+    else:
+        survive = torch.ones(q.shape[:-1], dtype=torch.bool, device=q.device)
+    return _Layer(pos, R, d, omega, capture, q, survive)
+
+
+def _pick(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values (P, K), index (P,) → (P,)."""
+    return values.gather(1, index[:, None])[:, 0]
+
+
+def _miller(plan: _Plan, q: torch.Tensor, first_sweep: Optional[torch.Tensor]):
+    """h, k, l (P, U, S, J, M): one matmul per axis; ``first_sweep`` (P, U, S) marks sweeps that
+    use the thread-first orientation variant."""
+    P, U, S, _ = q.shape
+    J, M = plan.n_phi, plan.n_mos
+    qf = q.reshape(-1, 3)
+    hkl = [torch.matmul(qf, plan.cell_normal[i].T).reshape(P, U, S, J, M) for i in range(3)]
+    if first_sweep is not None:
+        q_sel = q[first_sweep]
+        hkl = [x.index_put((first_sweep,), torch.matmul(q_sel, plan.cell_first[i].T).reshape(-1, J, M))
+               for i, x in enumerate(hkl)]
+    return hkl
+
+
+def _accumulate(plan: _Plan, I: torch.Tensor, x: torch.Tensor, m: Optional[torch.Tensor],
+                active: torch.Tensor) -> torch.Tensor:
+    """Add one layer's terms x (P, U, S, J, M) to the per-pixel sums I (P,).
+
+    m (P, U, S): the -oversample_* factors of each sweep (None: no flag set). Spec weights each
+    term once; c-parity multiplies the running sum after every term that reached the sum
+    (``active``), i.e. I ← (I + x_t)·m_t, whose closed form is I·Πm + Σ x_t·Π_{s≥t} m_s.
+    """
+    P = I.shape[0]
+    if m is None:
+        return I + x.reshape(P, -1).sum(1)
+    if not plan.running_sum:
+        return I + (x * m[..., None, None]).reshape(P, -1).sum(1)
+    m_term = torch.where(active, m[..., None, None].expand_as(x), torch.ones_like(x)).reshape(P, -1)
+    suffix = torch.flip(torch.cumprod(torch.flip(m_term, [1]), 1), [1])
+    return I * suffix[:, 0] + (x.reshape(P, -1) * suffix).sum(1)
+
+
 def _evaluate(plan: _Plan, spix: torch.Tensor, fpix: torch.Tensor,
               first_flag: Optional[torch.Tensor] = None, detail: bool = False,
               interp_cutoff: Optional[torch.Tensor] = None, probe: bool = False) -> _PixelResult:
@@ -359,130 +436,107 @@ def _evaluate(plan: _Plan, spix: torch.Tensor, fpix: torch.Tensor,
 
     first_flag (P,): pixels that are their thread's first evaluation (stale-φ variant).
     interp_cutoff (P,): see ``_structure_factor``. probe: only find, per pixel, the index of the
-    first term whose interpolation stencil leaves the grid (returned in ``first_out_of_range``).
+    first term whose interpolation stencil leaves the grid (``first_out_of_range``).
+
+    The C caches three factors per pixel; the values it ends up applying are reproduced here:
+    ω of the first sub-pixel, the polarization of the first (layer, sub-pixel, source) that passes
+    dmin, and the capture fraction of the last layer's first sub-pixel (each recomputed per term
+    instead when its -oversample_* flag is set).
     """
     setup = plan.setup
-    det, beam, cr, smp = setup.detector, setup.beam, setup.crystal, setup.sampling
+    det, beam, smp = setup.detector, setup.beam, setup.sampling
     dtype, device = plan.dtype, plan.device
     P = spix.numel()
     U = det.oversample ** 2
     S, J, M = plan.incident.shape[0], plan.n_phi, plan.n_mos
     ot, op, oo = smp.oversample_thick, smp.oversample_polar, smp.oversample_omega
-    thick = det.thickness != 0.0
     water = smp.water_I_bg != 0.0
-    compute_polar = op or not beam.nopolar
+    compute_polar = op or not beam.nopolar            # -oversample_polar defeats -nopolar
     polar_axis = beam.polarization_axis.to(dtype=dtype, device=device)
-    odet = det.odet
-    n_layers = max(1, det.thicksteps)
+    n_terms = U * S * J * M
 
     I = torch.full((P,), smp.water_I_bg, dtype=dtype, device=device)
     pending = first_flag.clone() if (first_flag is not None and plan.cell_first is not None) else None
     polar_init = torch.full((P,), 1.0 if beam.nopolar else 0.0, dtype=dtype, device=device)
-    polar_first, polar_found = polar_init, torch.zeros(P, dtype=torch.bool, device=device)
-    polar_last = polar_init
+    polar_first = polar_last = polar_init
+    polar_found = torch.zeros(P, dtype=torch.bool, device=device)
     any_survive = torch.zeros(P, dtype=torch.bool, device=device)
     omega_first = capture_last = omega_last = cos2 = None
     omega_sum = torch.zeros(P, dtype=dtype, device=device)
-    layers: list[_LayerDetail] = []
-    n_terms = U * S * J * M
     first_oor = torch.full((P,), NO_CUTOFF, dtype=torch.long, device=device)
+    first_oor_hkl = torch.zeros((P, 3), dtype=dtype, device=device)
+    layers: list[_LayerDetail] = []
 
-    for t in range(n_layers):
-        pos = pixel_positions(spix, fpix, t * det.thickstep, pix0=det.pix0, fdet=det.fdet,
-                              sdet=det.sdet, odet=odet, pixel_size=det.pixel_size,
-                              oversample=det.oversample, curved=det.curved,
-                              distance=det.distance, beam_vector=plan.beam_vector)   # (P, U, 3)
-        R = torch.sqrt((pos * pos).sum(-1))
-        d = pos / R[..., None]
-        omega = solid_angle(R, det.pixel_size, det.close_distance, det.point_pixel)    # (P, U)
+    for t in range(max(1, det.thicksteps)):
+        ly = _layer(plan, spix, fpix, t)
         if omega_first is None:
-            omega_first = omega[:, 0]
-        omega_used = omega if oo else omega_first[:, None].expand(P, U)
+            omega_first = ly.omega[:, 0]
+        omega_used = ly.omega if oo else omega_first[:, None].expand(P, U)
         omega_sum = omega_sum + omega_used.sum(1)
         omega_last = omega_used[:, -1]
-        if thick or ot:
-            capture = capture_fraction(d, odet, t, det.thickstep, det.mu)              # (P, U)
-        else:
-            capture = torch.ones((P, U), dtype=dtype, device=device)
-        capture_last = capture[:, -1] if ot else capture[:, 0]
+        capture_last = ly.capture[:, -1] if ot else ly.capture[:, 0]
+        cos2 = (plan.incident[-1] * ly.d[:, -1]).sum(-1)
 
-        q = (d[:, :, None, :] - plan.incident) / plan.wavelengths[:, None]             # (P, U, S, 3)
-        if beam.dmin > 0.0:
-            stol = 0.5 * torch.sqrt((q * q).sum(-1))
-            survive = ~((stol > 0.0) & (beam.dmin > 0.5 / stol))
-        else:
-            survive = torch.ones((P, U, S), dtype=torch.bool, device=device)
-        flat_survive = survive.reshape(P, U * S)
-        layer_any, layer_first_idx = _first_true(flat_survive)
+        flat_survive = ly.survive.reshape(P, U * S)
+        layer_any, first_idx = _first_true(flat_survive)
         any_survive = any_survive | layer_any
-
+        polar = None
         if compute_polar:
-            polar = polarization_factor(beam.kahn_factor, plan.incident, d[:, :, None, :], polar_axis)
+            polar = polarization_factor(beam.kahn_factor, plan.incident, ly.d[:, :, None, :], polar_axis)
             flat_polar = polar.reshape(P, U * S)
-            take = layer_any & ~polar_found
-            polar_first = torch.where(take, flat_polar.gather(1, layer_first_idx[:, None])[:, 0], polar_first)
+            polar_first = torch.where(layer_any & ~polar_found, _pick(flat_polar, first_idx), polar_first)
             polar_found = polar_found | layer_any
             last_idx = (U * S - 1) - flat_survive.flip(1).to(torch.int8).argmax(1)
-            polar_last = torch.where(layer_any, flat_polar.gather(1, last_idx[:, None])[:, 0], polar_last)
-        else:
-            polar = None
-        cos2 = (plan.incident[-1] * d[:, -1]).sum(-1)
+            polar_last = torch.where(layer_any, _pick(flat_polar, last_idx), polar_last)
 
-        # Miller indices for every (pixel, sub-pixel, source, φ, domain): three matmuls.
-        qf = q.reshape(-1, 3)
-        h, k, l = (torch.matmul(qf, plan.cell_normal[i].T).reshape(P, U, S, J, M) for i in range(3))
-        first_sweep = torch.zeros((P, U, S), dtype=torch.bool, device=device)
+        first_sweep = None
         if pending is not None and bool(pending.any()):
             sel = pending & layer_any
             if bool(sel.any()):
                 one_hot = torch.zeros((P, U * S), dtype=torch.bool, device=device)
-                one_hot[sel, layer_first_idx[sel]] = True
+                one_hot[sel, first_idx[sel]] = True
                 first_sweep = one_hot.reshape(P, U, S)
-                q_sel = q[first_sweep]                                                  # (n, 3)
-                h, k, l = (x.index_put((first_sweep,), torch.matmul(q_sel, plan.cell_first[i].T).reshape(-1, J, M))
-                           for i, x in enumerate((h, k, l)))
             pending = pending & ~layer_any
-
+        h, k, l = _miller(plan, ly.q, first_sweep)
         f_latt, axes = _lattice_factor(setup, h, k, l)
+        # Terms that reach the F_cell lookup (the C skips zero lattice factors unless water).
+        active = ly.survive[..., None, None] & ((f_latt != 0.0) | water)
+
         term_index = None
         if plan.tricubic is not None and (probe or interp_cutoff is not None):
             term_index = (t * n_terms + torch.arange(n_terms, device=device)).reshape(1, U, S, J, M)
         if probe:
-            # Only terms that reach the F_cell lookup can trip the switch.
-            reaches = survive[..., None, None] & ((f_latt != 0.0) | water)
-            oor = (_out_of_range(plan, h, k, l) & reaches).reshape(P, -1)
+            oor = (_out_of_range(plan, h, k, l) & active).reshape(P, -1)
             hit, idx = _first_true(oor)
-            first_oor = torch.where(hit & (first_oor == NO_CUTOFF), idx + t * n_terms, first_oor)
+            new = hit & (first_oor == NO_CUTOFF)
+            first_oor = torch.where(new, idx + t * n_terms, first_oor)
+            hkl_at = torch.stack([_pick(x.reshape(P, -1), idx) for x in (h, k, l)], 1)
+            first_oor_hkl = torch.where(new[:, None], hkl_at, first_oor_hkl)
             continue
-        f_cell = _structure_factor(plan, h, k, l, term_index, interp_cutoff)
-        x = f_cell * f_cell * f_latt * f_latt                                           # (P, U, S, J, M)
-        x = torch.where(survive[..., None, None], x, torch.zeros_like(x))
 
-        if not (ot or op or oo):
-            I = I + x.reshape(P, -1).sum(1)
-        else:
+        f_cell = _structure_factor(plan, h, k, l, term_index, interp_cutoff)
+        x = f_cell * f_cell * f_latt * f_latt
+        x = torch.where(ly.survive[..., None, None], x, torch.zeros_like(x))
+        m = None
+        if ot or op or oo:
             m = torch.ones((P, U, S), dtype=dtype, device=device)
             if ot:
-                m = m * capture[:, :, None]
+                m = m * ly.capture[:, :, None]
             if op:
                 m = m * polar
             if oo:
-                m = m * omega[:, :, None]
-            if plan.running_sum:
-                active = survive[..., None, None] & ((f_latt != 0.0) | water)
-                m_term = torch.where(active, m[..., None, None].expand_as(x), torch.ones_like(x)).reshape(P, -1)
-                suffix = torch.flip(torch.cumprod(torch.flip(m_term, [1]), 1), [1])
-                I = I * suffix[:, 0] + (x.reshape(P, -1) * suffix).sum(1)
-            else:
-                I = I + (x * m[..., None, None]).reshape(P, -1).sum(1)
+                m = m * ly.omega[:, :, None]
+        I = _accumulate(plan, I, x, m, active)
 
         if detail:
-            layers.append(_LayerDetail(pos, R, d, omega_used, q, survive, first_sweep, h, k, l,
-                                       axes, f_latt, f_cell))
+            sweep = first_sweep if first_sweep is not None else torch.zeros_like(ly.survive)
+            layers.append(_LayerDetail(ly.pos, ly.R, ly.d, omega_used, ly.q, ly.survive, sweep,
+                                       h, k, l, axes, f_latt, f_cell))
 
     if probe:
         return _PixelResult(value=I, I=I, capture=I, polar=I, omega=I, cos2theta=I,
-                            any_survive=any_survive, omega_sum=omega_sum, first_out_of_range=first_oor)
+                            any_survive=any_survive, omega_sum=omega_sum, first_out_of_range=first_oor,
+                            first_out_of_range_hkl=first_oor_hkl)
     polar_final = polar_first if compute_polar else polar_init
     value = R_E_SQR * beam.fluence * I / setup.steps
     if not ot:
@@ -501,6 +555,24 @@ def _evaluate(plan: _Plan, spix: torch.Tensor, fpix: torch.Tensor,
 # Driver
 # ---------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class InterpolationStop:
+    """The evaluation whose tricubic stencil left the grid and switched interpolation off."""
+
+    spixel: int
+    fpixel: int
+    h: float
+    k: float
+    l: float
+
+    def warning_lines(self) -> tuple[str, str]:
+        """The C's two warnings; the second has no newline, so the next line is glued to it."""
+        h0, k0, l0 = (math.ceil(v - 0.5) for v in (self.h, self.k, self.l))
+        return ("WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: %g,%g,%g,%d,%d,%d "
+                % (self.h, self.k, self.l, h0, k0, l0),
+                "WARNING: further warnings will not be printed! ")
+
+
 @dataclass
 class RenderResult:
     image: torch.Tensor          # (spixels, fpixels) values before the float32 cast (setup dtype)
@@ -510,25 +582,18 @@ class RenderResult:
     stats: ImageStats
     omega_sum: float             # Σ ω over rendered pixels × layers × sub-pixels (solid-angle line)
     thread_first_pixels: list[tuple[int, int]] = field(default_factory=list)
+    interpolation_stop: Optional["InterpolationStop"] = None
 
 
 def _any_survive(plan: _Plan, spix: torch.Tensor, fpix: torch.Tensor) -> torch.Tensor:
     """(P,) whether any (layer, sub-pixel, source) of each pixel passes the dmin cut."""
-    setup = plan.setup
-    det, beam = setup.detector, setup.beam
+    det, beam = plan.setup.detector, plan.setup.beam
+    out = torch.ones(spix.shape, dtype=torch.bool, device=plan.device)
     if beam.dmin <= 0.0:
-        return torch.ones(spix.shape, dtype=torch.bool, device=plan.device)
-    out = torch.zeros(spix.shape, dtype=torch.bool, device=plan.device)
+        return out
+    out = ~out
     for t in range(max(1, det.thicksteps)):
-        pos = pixel_positions(spix, fpix, t * det.thickstep, pix0=det.pix0, fdet=det.fdet,
-                              sdet=det.sdet, odet=det.odet, pixel_size=det.pixel_size,
-                              oversample=det.oversample, curved=det.curved,
-                              distance=det.distance, beam_vector=plan.beam_vector)
-        d = pos / torch.sqrt((pos * pos).sum(-1, keepdim=True))
-        q = (d[:, :, None, :] - plan.incident) / plan.wavelengths[:, None]
-        stol = 0.5 * torch.sqrt((q * q).sum(-1))
-        survive = ~((stol > 0.0) & (beam.dmin > 0.5 / stol))
-        out = out | survive.reshape(spix.numel(), -1).any(1)
+        out = out | _layer(plan, spix, fpix, t).survive.reshape(spix.numel(), -1).any(1)
     return out
 
 
@@ -549,8 +614,31 @@ def _chunk_rows(setup: SimulationSetup, chunk_pixels: Optional[int], memory_budg
         terms_per_pixel = max(1, setup.steps)
         elem = torch.finfo(det.pix0.dtype).bits // 8
         budget = memory_budget_bytes or DEFAULT_MEMORY_BUDGET
-        chunk_pixels = max(1, int(budget // (terms_per_pixel * BYTES_PER_TERM_F64 * elem / 8)))
+        per_term = BYTES_PER_TERM_F64 * elem / 8
+        if setup.structure_factors.interpolate:
+            per_term *= 10        # the tricubic 4x4x4 stencils
+        chunk_pixels = max(1, int(budget // (terms_per_pixel * per_term)))
     return max(1, chunk_pixels // max(1, det.fpixels))
+
+
+def _thread_first_flags(plan: _Plan, ss: torch.Tensor, ff: torch.Tensor, blocks: list[tuple[int, int]],
+                        started: list[bool], found: list[tuple[int, int]]) -> torch.Tensor:
+    """Flag, in this chunk, the first pixel of each not yet started thread block that passes dmin.
+
+    Updates ``started`` and appends the flagged (slow, fast) to ``found``.
+    """
+    flags = torch.zeros(ss.shape, dtype=torch.bool, device=plan.device)
+    survives = _any_survive(plan, ss, ff)
+    for b, (b0, b1) in enumerate(blocks):
+        if started[b]:
+            continue
+        cand = torch.nonzero((ss >= b0) & (ss < b1) & survives)
+        if cand.numel():
+            i = int(cand[0, 0])
+            flags[i] = True
+            started[b] = True
+            found.append((int(ss[i]), int(ff[i])))
+    return flags
 
 
 def render(setup: SimulationSetup, *, chunk_pixels: int | None = None,
@@ -558,7 +646,8 @@ def render(setup: SimulationSetup, *, chunk_pixels: int | None = None,
     """Render the whole detector (chunks of rows) and the traced pixel's trace lines.
 
     chunk_pixels: pixels per batch (rounded down to whole rows, at least one row); by default it
-    is derived from memory_budget_bytes (default 64 MiB: small chunks stay in cache and run faster) and the terms per pixel.
+    follows from memory_budget_bytes (default 64 MiB: small chunks stay in cache and run faster)
+    and the terms per pixel, so memory does not grow with the detector.
     """
     det = setup.detector
     plan = _make_plan(setup)
@@ -570,6 +659,7 @@ def render(setup: SimulationSetup, *, chunk_pixels: int | None = None,
     started = [False] * len(blocks)
     thread_first: list[tuple[int, int]] = []
     interpolating = plan.tricubic is not None
+    interpolation_stop = None
     cutoffs = (torch.full((det.spixels, det.fpixels), -1, dtype=torch.long, device=plan.device)
                if interpolating else None)
 
@@ -583,29 +673,22 @@ def render(setup: SimulationSetup, *, chunk_pixels: int | None = None,
         ss = ss + r0
         first_flag = None
         if track_first and not all(started):
-            first_flag = torch.zeros(ss.shape, dtype=torch.bool, device=plan.device)
-            survives = _any_survive(plan, ss, ff)
-            for b, (b0, b1) in enumerate(blocks):
-                if started[b] or b1 <= r0 or b0 >= r1:
-                    continue
-                cand = torch.nonzero((ss >= b0) & (ss < b1) & survives)
-                if cand.numel():
-                    i = int(cand[0, 0])
-                    first_flag[i] = True
-                    started[b] = True
-                    thread_first.append((int(ss[i]), int(ff[i])))
+            first_flag = _thread_first_flags(plan, ss, ff, blocks, started, thread_first)
         cutoff = None
         if cutoffs is not None:
             cutoff = torch.full(ss.shape, NO_CUTOFF if interpolating else -1, dtype=torch.long,
                                 device=plan.device)
             if interpolating:
-                found = _evaluate(plan, ss, ff, first_flag, probe=True).first_out_of_range
+                probe = _evaluate(plan, ss, ff, first_flag, probe=True)
+                found = probe.first_out_of_range
                 hit = torch.nonzero(found < NO_CUTOFF)
                 if hit.numel():
                     i = int(hit[0, 0])
                     cutoff[i] = found[i]
                     cutoff[i + 1:] = -1
                     interpolating = False
+                    interpolation_stop = InterpolationStop(
+                        int(ss[i]), int(ff[i]), *(float(v) for v in probe.first_out_of_range_hkl[i]))
             cutoffs[ss, ff] = cutoff
         res = _evaluate(plan, ss, ff, first_flag, interp_cutoff=cutoff)
         s_all.append(ss)
@@ -627,7 +710,8 @@ def render(setup: SimulationSetup, *, chunk_pixels: int | None = None,
                                       interp_cutoff=None if cutoffs is None else int(cutoffs[ts, tf]))
     stats = image_stats(float_image, rendered, det.roi, det.pixel_size, det.oversample)
     return RenderResult(image=image, float_image=float_image, rendered=rendered, trace=trace,
-                        stats=stats, omega_sum=float(omega_sum.detach()), thread_first_pixels=thread_first)
+                        stats=stats, omega_sum=float(omega_sum.detach()), thread_first_pixels=thread_first,
+                        interpolation_stop=interpolation_stop)
 
 
 def simulate(setup: SimulationSetup, **kwargs) -> torch.Tensor:

@@ -159,7 +159,7 @@ def tables(doc: dict[str, Any]) -> list[Table]:
             t.add_row(c["name"] if first else "", "engine" if eng else "C", m["device"] if eng else "—",
                       m["dtype"] if eng else "—", str(m["threads"]),
                       ", ".join(f"{x:.2f}" for x in warm) if warm else "—", _s(w.get("min")), _s(w.get("median")),
-                      _s(net), _mb(m["peak_rss_bytes"]),
+                      ("~0" if net is not None and net < 0 else _s(net)), _mb(m["peak_rss_bytes"]),
                       _s(c_med.get(m["threads"])) if eng and m["device"] == "cpu" else "—",
                       ratio_cell, f_cell, _parity_cell(m),
                       end_section=(m is c["measurements"][-1]))
@@ -188,7 +188,7 @@ def footer_lines(doc: dict[str, Any]) -> list[str]:
     st = doc["startup"]
     w = st.get("wall") or {}
     lines = [f"start-up (python -c 'import engine.api'): median {_s(w.get('median'))} s, min {_s(w.get('min'))} s "
-             "— 'net' is the engine median less this",
+             "— 'net' is the engine median less this (~0: within the noise)",
              f"repeats {s['repeats']}, warm-up {s['warmup']}; C: {s['c_binary'] or 'none (engine side only)'}; "
              f"devices: {', '.join(s['devices'])}"]
     host = doc.get("host") or {}

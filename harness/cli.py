@@ -1,4 +1,5 @@
-"""nbparity: list, show and run parity cases (also ``python -m harness``).
+"""nbparity: list, show and run parity cases, gate the registry, import and record C runs
+(also ``python -m harness``).
 
 Exit codes: 0 parity holds, 1 divergence, 2 usage/case/input error, 3 runner failure.
 """
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine import trace as catalog
+from harness import bench_cli, ledger, service_cli
 from harness import keys as keymod
 from harness import paths, report
 from harness.cases import Case, Registry
@@ -65,7 +67,54 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 0 when every divergence is labelled a known C defect")
     r.add_argument("--only-divergent", action="store_true", help="table rows: divergent keys only")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
+    r.add_argument("--no-pictures", action="store_true", help="no PNGs of the images in the evidence")
     r.set_defaults(source="auto")
+
+    g = sub.add_parser("gate", help="run every case (or --tags/--cases) against its C reference; "
+                                    "JUnit XML + markdown summary; non-zero on any divergence")
+    g.add_argument("--tags", action="append", default=[],
+                   help="only cases with one of these tags (comma-separated, repeatable)")
+    g.add_argument("--cases", action="append", default=[], help="only these cases (comma-separated, repeatable)")
+    g.add_argument("--exclude-tags", action="append", default=[],
+                   help="leave out cases with one of these tags (comma-separated, repeatable)")
+    g.add_argument("--mode", action="append", choices=("spec", "c-parity"),
+                   help="only runs in this engine mode (default: every mode a case has a reference for)")
+    gsrc = g.add_mutually_exclusive_group()
+    gsrc.add_argument("--recorded", dest="source", action="store_const", const="recorded",
+                      help="always replay the recordings, even when a C binary is found")
+    gsrc.add_argument("--live", dest="source", action="store_const", const="live", help="always run the live C")
+    g.add_argument("--c-bin", help="live C binary (default: NB_C_BIN, then golden_bin/nanoBragg; "
+                                   "without one the recordings are the reference)")
+    g.add_argument("--junit", help="JUnit XML path (default: RESULTS/junit.xml)")
+    g.add_argument("--summary", help="markdown summary path (default: RESULTS/gate_summary.md)")
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    g.add_argument("--no-pictures", action="store_true", help="no PNGs in the evidence directories")
+    g.add_argument("--no-autotrace", action="store_true",
+                   help="do not trace extra pixels when only the image diverges")
+    g.add_argument("--list", action="store_true", help="print the runs the gate would make and exit")
+    g.set_defaults(source="auto")
+
+    im = sub.add_parser("import-recordings", help="make/refresh registry entries (cases/*.toml) from recorded C runs")
+    im.add_argument("dir", nargs="?", help="recordings root (default: --golden-dir / NB_GOLDEN_DIR)")
+    im.add_argument("names", nargs="*", help="only these recordings (default: all)")
+    im.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 when an entry is missing or out of date")
+    im.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+
+    rc = sub.add_parser("record", help="run a live C on a case and store the run as a new recording")
+    rc.add_argument("case")
+    rc.add_argument("--c-bin", help="C binary (default: NB_C_BIN, then golden_bin/nanoBragg; "
+                                    "NB_C_FIXED_BIN / golden_bin/nanoBragg_fixed with --fixed)")
+    rc.add_argument("--out", help="recordings root to write into (default: --golden-dir / NB_GOLDEN_DIR)")
+    rc.add_argument("--name", help="recording name (default: the case's; CASE__cfixed with --fixed)")
+    rc.add_argument("--pixel", nargs=2, type=int, metavar=("S", "F"), help="trace pixel (default: the case's)")
+    rc.add_argument("--fixed", action="store_true", help="the binary is a fixed C: image only, no trace")
+    rc.add_argument("--force", action="store_true", help="replace an existing recording of that name")
+    rc.add_argument("--timeout", type=float, help="seconds (default: the case's timeout_s)")
+
+    service_cli.register_subcommands(sub)
+    bench_cli.register_subcommand(sub)
     return p
 
 
@@ -164,8 +213,10 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console, argv: Sequence
                       keys=tuple(k for k in args.keys.split(",") if k.strip()), source=args.source,
                       c_bin=args.c_bin, device=args.device, dtype=args.dtype, trace_only=args.trace_only,
                       timeout_s=args.timeout, allow_known_defects=args.allow_known_defects,
-                      command_line=shlex.join(["nbparity", *argv]))
+                      command_line=shlex.join(["nbparity", *argv]), pictures=not args.no_pictures)
     result = run_case(case, opts, ctx)
+    ledger.record(result, ctx.results_dir, command="run", device=args.device, dtype=args.dtype,
+                  notice=lambda m: err.print(f"nbparity: {m}", markup=False, highlight=False))
     if args.json:
         print(report.to_json(result))
     else:
@@ -190,7 +241,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return cmd_show(args, out, err)
         if args.command == "keys":
             return cmd_keys(args, out, err)
-        return cmd_run(args, out, err, argv)
+        if args.command == "run":
+            return cmd_run(args, out, err, argv)
+        if args.command == "gate":
+            from harness import gate_cli  # noqa: PLC0415
+
+            return gate_cli.cmd_gate(args, out, err, argv)
+        if args.command == "import-recordings":
+            from harness import gate_cli  # noqa: PLC0415
+
+            return gate_cli.cmd_import(args, out, err)
+        if args.command == "record":
+            from harness import gate_cli  # noqa: PLC0415
+
+            return gate_cli.cmd_record(args, out, err)
+        if args.command == "bench":
+            return bench_cli.handle(args, out, err)
+        rc = service_cli.handle(args, out, err)
+        if rc is not None:
+            return rc
+        raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover
     except HarnessError as e:
         err.print(f"nbparity: {e.message}", markup=False, highlight=False)
         return int(e.exit_code)

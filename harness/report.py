@@ -138,6 +138,9 @@ def summary_lines(result: ParityResult) -> list[str]:
                    f"(bar {_g(m['allowed'])} absolute), worst pixel (slow, fast) {tuple(m['worst_pixel'] or ())}.")
     elif result.image_note:
         out.append(f"Image: {result.image_note}")
+    if result.autopixels:
+        out.append(f"Images diverge while the traced pixel agrees: traced {len(result.autopixels)} more pixels:")
+        out.extend("  " + autopixel_line(p) for p in result.autopixels)
     if result.label and result.status == "divergence":
         out.append(f"Label: {result.label}.")
     if result.expected_failure and result.status == "divergence":
@@ -145,6 +148,19 @@ def summary_lines(result: ParityResult) -> list[str]:
     verdict = {0: "PARITY", 1: "DIVERGENCE", 2: "USAGE/INPUT ERROR", 3: "RUNNER FAILURE"}.get(result.exit_code, "?")
     out.append(f"Verdict: {verdict} (exit {result.exit_code}).")
     return out
+
+
+def autopixel_line(p: dict) -> str:
+    """One traced pick: where, why, and what its trace found."""
+    ch = p.get("chosen") or {}
+    where = f"(slow {ch.get('slow')}, fast {ch.get('fast')}) {ch.get('reason', '')}: C {_g(ch.get('c_value'))} " \
+            f"torch {_g(ch.get('torch_value'))}"
+    if p.get("compared"):
+        found = (f"first divergence {p['first_key']} (|Δ| {_g(p.get('first_delta'))})" if p.get("first_key")
+                 else f"trace {p.get('status')}")
+    else:
+        found = p.get("note") or p.get("status", "")
+    return f"{where} → {found}"
 
 
 def render(console: Console, result: ParityResult, only_divergent: bool = False) -> None:

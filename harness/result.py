@@ -87,4 +87,7 @@ class ParityResult(BaseModel):
     image: Optional[dict[str, Any]] = None
     image_note: str = ""
     failure: Optional[str] = None
+    #: Extra pixels traced because the images diverged while the traced pixel agreed
+    #: (harness.autopixel.PixelTrace.as_dict()).
+    autopixels: list[dict[str, Any]] = []
     evidence_dir: Optional[str] = None

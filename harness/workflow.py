@@ -40,6 +40,10 @@ class RunOptions:
     timeout_s: Optional[float] = None
     allow_known_defects: bool = False
     command_line: str = ""
+    #: PNG pictures of the two images and their |Δ| in the evidence (needs matplotlib).
+    pictures: bool = True
+    #: Trace extra pixels (autopixel) when the images diverge but the traced pixel agrees.
+    autotrace: bool = True
 
 
 @dataclass
@@ -124,9 +128,67 @@ def run_case(case: Case, opts: RunOptions, ctx: Context) -> ParityResult:
             reference=_info(ref_out, ref_runner, f"{ref_runner.name} (did not finish)", ref.traced),
             engine=_info(eng_out, ctx.engine_runner, "torch engine (not run)" if ref_out is None or eng_out is None
                          else "torch engine", True)))
+        traced = _autotrace(ev, result, case, request, ref_out, eng_out, opts, ctx)
+        if traced:
+            result = result.model_copy(update=dict(autopixels=traced))
         _write_evidence(ev, result, all_rows, request, ref_out, eng_out, opts)
+        if opts.pictures:
+            _write_pictures(ev, result, case, request, ref_out, eng_out)
         final = ev.commit()
     return result.model_copy(update=dict(evidence_dir=str(final)))
+
+
+def _write_pictures(ev: EvidenceDir, result: ParityResult, case: Case, request: RunRequest,
+                    ref_out: Optional[RunOutput], eng_out: Optional[RunOutput]) -> None:
+    """c_image.png, torch_image.png, abs_diff.png, radial_profile.png when both images exist.
+
+    Pictures are for people: without matplotlib they are skipped, and a plotting error is
+    noted in the evidence instead of costing the run its verdict.
+    """
+    if ref_out is None or eng_out is None or ref_out.image is None or eng_out.image is None:
+        return
+    try:
+        from harness import visual  # noqa: PLC0415 - matplotlib is optional
+    except ImportError:
+        return
+    try:
+        centre = (visual.beam_center_from_stdout(ref_out.stdout)
+                  or visual.beam_center_from_stdout(eng_out.stdout))
+        visual.write_run_images(ev.staging, ref_out.image, eng_out.image, beam_center=centre,
+                                traced=[request.pixel], worst=(result.image or {}).get("worst_pixel"),
+                                case=case.name)
+    except ImportError:
+        return
+    except Exception as e:  # noqa: BLE001 - a picture never decides a verdict
+        ev.write_text("pictures_error.txt", f"{type(e).__name__}: {e}\n")
+
+
+def _autotrace(ev: EvidenceDir, result: ParityResult, case: Case, request: RunRequest,
+               ref_out: Optional[RunOutput], eng_out: Optional[RunOutput], opts: RunOptions,
+               ctx: Context) -> list[dict]:
+    """The images diverge while the traced pixel agrees: trace the pixels that say why.
+
+    Picks (worst |Δ|, peak, edge, background) are traced against a live C when one is found
+    (each a trace-only run with its own evidence), else in the engine alone. Written to
+    autopixels.json; returned for the result (the report lists them).
+    """
+    if not opts.autotrace or ref_out is None or eng_out is None:
+        return []
+    from harness import autopixel  # noqa: PLC0415
+
+    if ref_out.image is None or eng_out.image is None or not autopixel.should_autotrace(result):
+        return []
+    try:
+        picks = autopixel.choose_pixels(ref_out.image, eng_out.image, exclude=[request.pixel])
+    except ValueError:
+        return []
+    with ctx.progress(f"tracing {len(picks)} more pixels (images diverge, traced pixel agrees) …"):
+        traced = autopixel.trace_chosen(case, picks, opts, ctx)
+    rows = [jsonable(t.as_dict()) for t in traced]
+    ev.write_json("autopixels.json", {"case": case.name, "mode": request.mode, "traced_pixel": list(request.pixel),
+                                      "why": "images diverge while the traced pixel agrees",
+                                      "pixels": rows})
+    return rows
 
 
 def _compare(result: ParityResult, case: Case, mode: str, ref: Reference, request: RunRequest,

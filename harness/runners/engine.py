@@ -10,7 +10,7 @@ import inspect
 import sys
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -52,6 +52,9 @@ class TorchRunner:
             # Skip the full frame when only the trace is wanted and the engine can do that.
             if not request.want_image and _accepts(run, "trace_only"):
                 kwargs["trace_only"] = True
+            defects = defects_for(request)
+            if defects is not None and _accepts(run, "defects"):
+                kwargs["defects"] = defects
             result = run(argv, **kwargs)
         except RunnerFailure:
             raise
@@ -83,12 +86,28 @@ class TorchRunner:
             versions = {}
         out = RunOutput(exit_code=0, stdout=stdout, stderr="", wall_s=wall, image=image,
                         provenance={"mode": request.mode, "device": request.device, "dtype": request.dtype,
+                                    "defects": kwargs.get("defects", "engine default"),
                                     "python": sys.version.split()[0], **versions,
                                     "stats": _jsonable(getattr(result, "stats", {}) or {})},
                         **base)
         if request.want_image and image is None:
             raise RunnerFailure("torch engine returned no image", out)
         return out
+
+
+def defects_for(request: RunRequest) -> Optional[list[str]]:
+    """The C defects the engine must reproduce to match this reference, or None (its default).
+
+    A fixed C has only some defects fixed: against it the engine runs with every registered
+    defect except those fixes (the engine's default is all of them in c-parity mode and none in
+    spec mode, which is right for an instrumented C).
+    """
+    ref = request.reference
+    if ref.kind != "fixed-c" or not ref.fixes:
+        return None
+    from engine.defects import DEFECTS  # noqa: PLC0415
+
+    return [d.id for d in DEFECTS if d.id not in ref.fixes]
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
