@@ -4,39 +4,50 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nbparity-installed
 CASE   ?= supervisor
-# Pinned so pip takes the CPU wheel on disk instead of a multi-GB CUDA build.
-TORCH_PIN ?= torch==2.13.0
+# Pinned so that pip takes the CPU wheel (the one on disk, or TORCH_INDEX) and never a
+# multi-GB CUDA build. On a machine without the wheel on disk, set
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu (the CI workflow does).
+TORCH_PIN   ?= torch==2.13.0
+TORCH_INDEX ?=
 PYTEST_WORKERS ?= auto
+PYTEST_ARGS ?=
+GATE_ARGS   ?=
+BENCH_ARGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow parity gate bench clean
+.PHONY: help install test test-slow parity gate bench import clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: CASE=$(CASE) (for parity), NB_C_BIN=/path/to/nanoBragg (live C), NB_GOLDEN_DIR (recordings)"
+	@echo "  variables: CASE=$(CASE) (parity), NB_C_BIN=/path/to/nanoBragg (live C), NB_GOLDEN_DIR (recordings),"
+	@echo "             GATE_ARGS='--tags small' (gate), PYTEST_ARGS, PYTEST_WORKERS=$(PYTEST_WORKERS), TORCH_INDEX"
 
-install: $(STAMP) ## create .venv and install nbparity with its pinned dependencies
+install: $(STAMP) ## create .venv and install nbparity with its pinned dependencies (CPU torch)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q "$(TORCH_PIN)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	@$(BIN)/python -c "import sys, torch; sys.exit(torch.version.cuda and not '$(ALLOW_CUDA_TORCH)' and 'make install: torch ' + torch.__version__ + ' is a CUDA build; use the CPU wheel (TORCH_INDEX=https://download.pytorch.org/whl/cpu) or set ALLOW_CUDA_TORCH=1')"
 	$(BIN)/python -m pip install -q -e ".[test]"
 	@touch $(STAMP)
 
-test: install ## run the test suite (fast cases; installs on first use)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+test: install ## run the test suite (full-frame cases excluded; installs on first use)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q $(PYTEST_ARGS)
 
-test-slow: install ## run the full-detector (slow) parity cases
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m slow
+test-slow: install ## run only the full-detector (slow) tests
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m slow $(PYTEST_ARGS)
 
 parity: install ## compare engine and C on one case: make parity CASE=supervisor
 	$(BIN)/nbparity run $(CASE)
 
-gate: install ## parity gate over the case registry (junit.xml + summary under results/)
-	$(BIN)/nbparity gate --junit results/junit.xml
+gate: install ## parity gate over the whole registry (results/junit.xml + results/gate_summary.md)
+	$(BIN)/nbparity gate --junit results/junit.xml --summary results/gate_summary.md $(GATE_ARGS)
 
 bench: install ## benchmark the engine (and the C when NB_C_BIN is set)
-	$(BIN)/nbparity bench
+	$(BIN)/nbparity bench $(BENCH_ARGS)
+
+import: install ## refresh cases/*.toml from the recordings (NB_GOLDEN_DIR)
+	$(BIN)/nbparity import-recordings
 
 clean: ## remove caches and build artefacts (keeps results/ and .venv)
 	rm -rf .pytest_cache build dist *.egg-info

@@ -5,7 +5,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 import numpy as np
 import torch
@@ -59,16 +59,19 @@ def console_after_render(setup: SimulationSetup, result: RenderResult, floatfile
 def run(argv: Sequence[str], *, mode: str = "spec", device: str = "cpu",
         dtype: torch.dtype | str = torch.float64, c_threads: int = 1, write_outputs: bool = True,
         workdir: Optional[str | Path] = None, chunk_pixels: Optional[int] = None,
-        memory_budget_bytes: Optional[int] = None) -> EngineRun:
+        memory_budget_bytes: Optional[int] = None,
+        defects: Optional[Collection[str]] = None) -> EngineRun:
     """Run the engine on a nanoBragg argv (no program name).
 
     workdir: directory that a relative -floatfile is written under (default: the current one).
+    defects: registered C defect ids to reproduce (default: all in c-parity, none in spec mode).
     """
     from engine.setup import build_setup
 
     argv = list(argv)
     t0 = time.perf_counter()
-    setup = build_setup(argv, mode=mode, c_threads=c_threads, device=device, dtype=_as_dtype(dtype))
+    setup = build_setup(argv, mode=mode, c_threads=c_threads, device=device, dtype=_as_dtype(dtype),
+                        defects=defects)
     t1 = time.perf_counter()
     result = render(setup, chunk_pixels=chunk_pixels, memory_budget_bytes=memory_budget_bytes)
     t2 = time.perf_counter()

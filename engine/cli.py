@@ -21,7 +21,7 @@ from engine.options import Options, UsageError
 DEG = math.pi / 180.0
 
 #: Our own long options (not C flags): name → canonical field.
-LONG_OPTIONS = {"--mode": "mode", "--phi-mode": "mode", "--device": "device",
+LONG_OPTIONS = {"--mode": "mode", "--phi-mode": "mode", "--c-defects": "defects", "--device": "device",
                 "--dtype": "dtype", "--c-threads": "c_threads"}
 MODES = ("spec", "c-parity")
 DTYPES = ("float64", "float32")
@@ -346,6 +346,12 @@ def split_long_options(argv: Sequence[str]) -> tuple[list[str], dict[str, object
                 raise UsageError(f"{name}: expected one of {', '.join(MODES)}, got {val!r}")
             if field == "dtype" and val not in DTYPES:
                 raise UsageError(f"{name}: expected one of {', '.join(DTYPES)}, got {val!r}")
+            if field == "defects":
+                from engine.defects import parse_ids
+                try:
+                    val = parse_ids(val)
+                except ValueError as exc:
+                    raise UsageError(f"{name}: {exc}") from None
             if field == "c_threads":
                 n = _int(name, val)
                 if n < 1:
@@ -432,10 +438,30 @@ def parse_argv(argv: Sequence[str], *, headers: Sequence[tuple[str, Mapping[str,
             continue
         if tok.startswith("-"):
             raise UsageError(f"unknown flag {tok}: not a nanoBragg option (check the spelling; "
-                             "see /work/shared/notes/c-behaviour.md for the flag table)")
+                             "nanobragg-torch --help lists the common ones)")
         raise UsageError(f"unexpected argument {tok!r}: it follows no flag that takes a value")
     state["notes"] = tuple(notes)
     return Options(**state)
+
+
+HELP = """\
+usage: nanobragg-torch [nanoBragg flags ...] [--mode spec|c-parity] [--c-defects IDS]
+                       [--device cpu|cuda] [--dtype float64|float32] [--c-threads N]
+
+The PyTorch nanoBragg: takes the C program's flags with the C's meaning (e.g. -cell, -mat,
+-hkl, -default_F, -N, -lambda, -distance, -detpixels, -pixel, -floatfile, -trace_pixel S F)
+and writes the same outputs. Unlike the C, an unknown flag or a malformed value is an error.
+
+our options:
+  --mode spec|c-parity   spec (default): the physics as intended. c-parity: reproduce every
+                         registered defect of the C (see engine/defects.py). --phi-mode is a synonym.
+  --c-defects IDS        comma-separated defect ids to reproduce instead (or all / none), e.g.
+                         pix0-vector-ignored,phi0-stale-rotation
+  --device DEV           torch device (default cpu)
+  --dtype float64|float32  (default float64)
+  --c-threads N          c-parity: reproduce a C run with N OpenMP threads (φ=0 carry-over)
+
+exit status: 0 success, 2 bad command line or input file."""
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -443,12 +469,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from engine.io import InputFileError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "-help"):
+        print(HELP)
+        return 0 if argv else 2
     try:
         c_argv, long_opts = split_long_options(argv)
         parse_argv(c_argv)   # refuse bad input before doing any work
         from engine import api
         result = api.run(c_argv, mode=long_opts.get("mode", "spec"), device=long_opts.get("device", "cpu"),
-                         dtype=long_opts.get("dtype", "float64"), c_threads=long_opts.get("c_threads", 1))
+                         dtype=long_opts.get("dtype", "float64"), c_threads=long_opts.get("c_threads", 1),
+                         defects=long_opts.get("defects"))
     except UsageError as exc:
         print(f"nanobragg-torch: usage error: {exc}", file=sys.stderr)
         return 2

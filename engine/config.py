@@ -143,6 +143,10 @@ class SimulationSetup:
     structure_factors: StructureFactors
     sampling: SamplingConfig
     mode: Mode = Mode.SPEC
+    #: Registered C defects (engine.defects ids) this run reproduces; by default all of them in
+    #: c-parity mode and none in spec mode. A reference built from a partly fixed C is matched by
+    #: reproducing only the defects that build still has.
+    defects: frozenset[str] = frozenset()
     c_threads: int = 1
     trace_pixel: Optional[tuple[int, int]] = None  # (slow, fast)
     #: TRACE_PY set-up lines and console lines produced while resolving the set-up.
@@ -150,6 +154,12 @@ class SimulationSetup:
     console: tuple[str, ...] = ()
     #: The parsed command line (engine.options.Options): output files, seeds, scales, …
     options: Optional[object] = None
+
+    def reproduces(self, defect_id: str) -> bool:
+        """Whether the C defect ``defect_id`` is reproduced (the id must be registered)."""
+        from engine.defects import get
+
+        return get(defect_id).id in self.defects
 
     @property
     def steps(self) -> int:

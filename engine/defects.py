@@ -7,6 +7,7 @@ defect predicts as "known C defect" rather than "regression".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,73 @@ DEFECTS: tuple[CDefect, ...] = (
         triggers=("-oversample_thick", "-oversample_polar", "-oversample_omega"),
         c_lines="3364-3366",
     ),
+    CDefect(
+        id="misset-random-radian-cap",
+        title="-misset random draws from a cap of 90 radians",
+        c_behaviour=("-misset random calls the mosaic generator with a spread of 90 that is taken as "
+                     "radians, so the orientation is not uniform over all rotations; the angles are "
+                     "then recovered from the matrix and applied in X, Y, Z order."),
+        spec_behaviour="A rotation drawn uniformly over SO(3) from the same seeded generator.",
+        c_parity="Draw as the C does and apply the recovered angles.",
+        signature=("rot_a_angstroms", "rot_b_angstroms", "rot_c_angstroms", "rot_a_star_A_inv",
+                   "rot_b_star_A_inv", "rot_c_star_A_inv", "hkl_frac", "hkl_rounded", "F_latt_a",
+                   "F_latt_b", "F_latt_c", "F_latt", "F_cell", "phi:k_frac@any", "phi:F_latt_b@any",
+                   "phi:F_latt@any", "I_before_scaling", "I_pixel_final", "floatimage_accumulated"),
+        triggers=("-misset",),
+        c_lines="2080-2093",
+    ),
+    CDefect(
+        id="interpolate-oob-nearest",
+        title="the first out-of-range tricubic lookup uses the nearest F",
+        c_behaviour=("When the tricubic stencil leaves the grid, the C sets F to default_F, then clears "
+                     "the shared interpolate flag and immediately runs the nearest-neighbour branch, so "
+                     "that evaluation gets the nearest F and every later one is nearest-neighbour."),
+        spec_behaviour="The out-of-range evaluation gets default_F, as the C's own comment intends.",
+        c_parity="The first out-of-range evaluation takes the nearest F.",
+        signature=("F_cell", "I_before_scaling", "I_pixel_final", "floatimage_accumulated"),
+        triggers=("-interpolate", "-N", "-Na", "-Nb", "-Nc"),
+        c_lines="3254-3273, 3320",
+    ),
+    CDefect(
+        id="sourcefile-last-line-zero",
+        title="a -sourcefile last line without newline reads missing columns as 0",
+        c_behaviour=("When the last line of a source file has no trailing newline, its missing columns "
+                     "are read as 0 (λ = 0) instead of the defaults."),
+        spec_behaviour="Missing columns take their defaults on every line.",
+        c_parity="Missing columns of an unterminated last line are 0.",
+        signature=("incident_vec", "lambda_meters", "lambda_angstroms", "I_before_scaling",
+                   "I_pixel_final", "floatimage_accumulated"),
+        triggers=("-sourcefile",),
+    ),
+    CDefect(
+        id="smv-no-byteswap",
+        title="-mask / -img pixel data are read without byte swapping",
+        c_behaviour="The C reads SMV pixel data in native byte order whatever BYTE_ORDER says.",
+        spec_behaviour="BYTE_ORDER in the header is honoured.",
+        c_parity="Read the pixels in the machine's native order.",
+        signature=("I_pixel_final", "floatimage_accumulated"),
+        triggers=("-mask", "-img"),
+    ),
 )
 
 BY_ID: dict[str, CDefect] = {d.id: d for d in DEFECTS}
+ALL_IDS: frozenset[str] = frozenset(BY_ID)
+
+
+def for_mode(mode: str) -> frozenset[str]:
+    """The defects a mode reproduces by default: all of them in c-parity, none in spec."""
+    return ALL_IDS if str(getattr(mode, "value", mode)) == "c-parity" else frozenset()
+
+
+def parse_ids(text: str | Iterable[str]) -> frozenset[str]:
+    """``"id,id"`` (or ``all`` / ``none``) → a validated set of defect ids."""
+    words = [w.strip() for w in (text.split(",") if isinstance(text, str) else text) if w.strip()]
+    if words in (["all"], ["none"]):
+        return ALL_IDS if words == ["all"] else frozenset()
+    unknown = [w for w in words if w not in BY_ID]
+    if unknown:
+        raise ValueError(f"unknown C defect {', '.join(unknown)}; known: {', '.join(sorted(BY_ID))}, all, none")
+    return frozenset(words)
 
 
 def get(defect_id: str) -> CDefect:

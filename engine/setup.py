@@ -1,6 +1,6 @@
 """argv → ``SimulationSetup``: the C's set-up stage, one named step per precedence rule.
 
-The steps run in the C's order (see /work/shared/notes/c-behaviour.md §3): SMV headers, argv,
+The steps run in the C's order (the C program order): SMV headers, argv,
 pixel counts, fluence, near-point defaults, convention, unitized vectors, automatic step counts,
 detector rotation and pix0, interpolation choice, crystal vectors, N and oversampling, structure
 factors, sources, mosaic domains. File paths are relative to the current working directory.
@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from typing import Sequence
+from typing import Iterable, Optional, Sequence
 
 import torch
 
 from engine import beam as beam_mod
 from engine import crystal as xtal
+from engine import defects as defects_mod
 from engine.cli import find_smv_inputs, parse_argv, split_long_options
 from engine.config import (BeamConfig, CrystalConfig, DetectorConfig, Mode, SamplingConfig, Shape,
                            SimulationSetup, StructureFactors)
@@ -81,7 +82,7 @@ def _vec_line(name: str, v: torch.Tensor) -> str:
     return name + " " + " ".join(format_number(float(x)) for x in v.detach().tolist())
 
 
-def _crystal_vectors(o: Options, mode: Mode, console: list[str]) -> xtal.CellVectors:
+def _crystal_vectors(o: Options, defects: frozenset[str], console: list[str]) -> xtal.CellVectors:
     """a, b, c (Å) and the regenerated a*, b*, c* after -cell/-mat and the misset."""
     cell_lengths = cell_V = None
     a_star = b_star = c_star = None
@@ -102,7 +103,7 @@ def _crystal_vectors(o: Options, mode: Mode, console: list[str]) -> xtal.CellVec
             # The C seeds -misset random from the wall clock; say so, as the run is not repeatable.
             seed = -int(time.time())
             console.append("note: -misset random without -misset_seed uses the clock as seed")
-        if mode is Mode.C_PARITY:
+        if "misset-random-radian-cap" in defects:
             angles = _engine2("engine.rng", "random_misset_angles", "-misset random")(-seed)
             console.append("random orientation misset angles: %f %f %f deg" % tuple(x * 180 / math.pi for x in angles))
             vecs = xtal.misset_rotate(vecs, angles)
@@ -115,11 +116,11 @@ def _crystal_vectors(o: Options, mode: Mode, console: list[str]) -> xtal.CellVec
                            cell_V=cell_V)
 
 
-def _sources(o: Options, basis: Basis, mode: Mode, console: list[str]):
+def _sources(o: Options, basis: Basis, defects: frozenset[str], console: list[str]):
     """(positions, wavelengths, weights) from -sourcefile or the divergence × dispersion grid."""
     if o.sourcefile is not None:
         read = _engine2("engine.sources", "read_sourcefile", "-sourcefile")
-        return read(o.sourcefile, basis.beam, o.lambda0, c_parity=(mode is Mode.C_PARITY))
+        return read(o.sourcefile, basis.beam, o.lambda0, c_parity=("sourcefile-last-line-zero" in defects))
     grid_given = ((o.hdivrange, o.hdivstep, o.hdivsteps, o.vdivrange, o.vdivstep, o.vdivsteps,
                    o.dispersion, o.dispstep, o.dispsteps) != (-1.0, -1.0, -1, -1.0, -1.0, -1, 0.0, -1.0, -1))
     if not grid_given:
@@ -146,11 +147,13 @@ def _sampling_lines(cell: xtal.CellVectors, thickstep: float, thicksteps: int, p
 
 
 def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: int = 1,
-                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> SimulationSetup:
+                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+                defects: Optional[Iterable[str]] = None) -> SimulationSetup:
     """Resolve a nanoBragg argv (no program name) into a ``SimulationSetup``.
 
-    Our long options in argv (``--mode``, ``--device``, ``--dtype``, ``--c-threads``) override the
-    keyword arguments. Raises ``UsageError`` for a bad command line, ``InputFileError`` for an
+    Our long options in argv (``--mode``, ``--c-defects``, ``--device``, ``--dtype``,
+    ``--c-threads``) override the keyword arguments. ``defects`` names the registered C defects
+    to reproduce (default: all in c-parity mode, none in spec mode). Raises ``UsageError`` for a bad command line, ``InputFileError`` for an
     unreadable or malformed input file, ``NotImplementedError`` for a flag whose engine-II
     module is not there yet.
     """
@@ -159,6 +162,9 @@ def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: in
     device = long_opts.get("device", device)
     dtype = _DTYPES[long_opts["dtype"]] if "dtype" in long_opts else dtype
     c_threads = int(long_opts.get("c_threads", c_threads))
+    if "defects" in long_opts:
+        defects = long_opts["defects"]
+    defects = defects_mod.for_mode(mode) if defects is None else defects_mod.parse_ids(defects)
 
     o = parse_argv(c_argv, headers=_read_headers(c_argv))
     _check_inputs(o)
@@ -196,9 +202,10 @@ def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: in
 
     # Detector rotation and pix0.
     console.append(f"{frame.name.lower()} convention selected.")
-    pix0_override = o.pix0_vector if (o.pix0_vector is not None and mode is Mode.SPEC) else None
-    if o.pix0_vector is not None and mode is Mode.C_PARITY:
-        console.append("note: -pix0_vector values ignored in c-parity mode (C defect pix0-vector-ignored)")
+    pix0_ignored = "pix0-vector-ignored" in defects
+    pix0_override = o.pix0_vector if (o.pix0_vector is not None and not pix0_ignored) else None
+    if o.pix0_vector is not None and pix0_ignored:
+        console.append("note: -pix0_vector values ignored, as the C does (C defect pix0-vector-ignored)")
     geom: DetectorGeometry = detector_geometry(
         frame, basis, pivot=pivot, rotx=o.detector_rotx, roty=o.detector_roty, rotz=o.detector_rotz,
         twotheta=o.twotheta, distance=o.distance, close_distance=o.close_distance,
@@ -213,7 +220,7 @@ def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: in
         console.append(line)
 
     # Crystal.
-    cell = _crystal_vectors(o, mode, console)
+    cell = _crystal_vectors(o, defects, console)
     a0, b0, c0 = cell.a * 1e-10, cell.b * 1e-10, cell.c * 1e-10
     lengths_m = [float(torch.linalg.vector_norm(v)) for v in (a0, b0, c0)]
     Na, Nb, Nc = xtal.cell_counts((o.Na, o.Nb, o.Nc), (o.sample_x, sample_y, sample_z), lengths_m)
@@ -236,7 +243,7 @@ def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: in
         sf = StructureFactors(default_F=o.default_F, interpolate=False)
 
     # Sources and mosaic domains.
-    positions, wavelengths, weights = _sources(o, basis, mode, console)
+    positions, wavelengths, weights = _sources(o, basis, defects, console)
     positions = positions.to(torch.float64)
     console += _sampling_lines(cell, thickstep, thicksteps, o.phi0, phistep, phisteps)
     try:
@@ -252,7 +259,7 @@ def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: in
     # Masks from an SMV file (nonzero renders).
     mask = None
     if o.mask_file is not None:
-        img = _engine2("engine.io.smv", "read_image", "-mask")(o.mask_file, c_parity=(mode is Mode.C_PARITY))
+        img = _engine2("engine.io.smv", "read_image", "-mask")(o.mask_file, c_parity=("smv-no-byteswap" in defects))
         if tuple(img.shape) != (spixels, fpixels):
             raise UsageError(f"-mask {o.mask_file}: image is {tuple(img.shape)} (slow, fast) but the "
                              f"detector is ({spixels}, {fpixels}); drop the -detpixels override")
@@ -277,6 +284,6 @@ def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: in
                               oversample_omega=o.oversample_omega,
                               water_I_bg=beam_mod.water_background(o.water_size, fluence))
     setup = SimulationSetup(detector=detector, beam=beam, crystal=crystal, structure_factors=sf,
-                            sampling=sampling, mode=mode, c_threads=c_threads, trace_pixel=o.trace_pixel,
+                            sampling=sampling, mode=mode, defects=defects, c_threads=c_threads, trace_pixel=o.trace_pixel,
                             setup_trace=tuple(rec.lines), console=tuple(console), options=o)
     return setup.to(device=device, dtype=dtype)

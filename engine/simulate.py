@@ -33,7 +33,7 @@ from typing import Optional
 import torch
 
 from engine import lattice
-from engine.config import Mode, Shape, SimulationSetup, StructureFactors
+from engine.config import Shape, SimulationSetup, StructureFactors
 from engine.statistics import ImageStats, image_stats
 from engine.trace import TraceRecorder
 
@@ -245,9 +245,9 @@ class _Plan:
 def _make_plan(setup: SimulationSetup) -> _Plan:
     det, cr, beam = setup.detector, setup.crystal, setup.beam
     dtype, device = det.pix0.dtype, det.pix0.device
-    c_parity = setup.mode == Mode.C_PARITY
+    stale_zero = setup.reproduces("phi0-stale-rotation")
     phis = phi_angles(_scalar(cr.phi0), _scalar(cr.phistep), cr.phisteps)
-    normal, first = phi_rotation_plan([float(p) for p in phis], stale_zero=c_parity)
+    normal, first = phi_rotation_plan([float(p) for p in phis], stale_zero=stale_zero)
     o_normal = orientations(setup, normal)
     o_first = orientations(setup, first) if first != normal else None
     J, M = o_normal.shape[:2]
@@ -264,7 +264,7 @@ def _make_plan(setup: SimulationSetup) -> _Plan:
         wavelengths=beam.wavelengths.to(dtype=dtype, device=device),
         beam_vector=(beam.beam_vector if beam.beam_vector is not None else beam.incident[0]).to(
             dtype=dtype, device=device),
-        running_sum=c_parity and (s.oversample_thick or s.oversample_polar or s.oversample_omega),
+        running_sum=setup.reproduces("oversample-running-sum") and (s.oversample_thick or s.oversample_polar or s.oversample_omega),
         lookup_nearest=_nearest_lookup(),
         tricubic=_tricubic_lookup() if setup.structure_factors.interpolate else None,
     )
@@ -346,7 +346,7 @@ def _structure_factor(plan: _Plan, h, k, l, term_index: Optional[torch.Tensor] =
     interpolated = tricubic(grid, sf.h_min, sf.k_min, sf.l_min, h, k, l).to(h.dtype)
     limit = cutoff.reshape((-1,) + (1,) * (h.dim() - 1))
     value = torch.where(term_index < limit, interpolated, nearest)
-    if plan.setup.mode != Mode.C_PARITY:
+    if not plan.setup.reproduces("interpolate-oob-nearest"):
         value = torch.where(term_index == limit, torch.full_like(value, sf.default_F), value)
     return value
 

@@ -129,7 +129,6 @@ def test_spec_mode_against_instrumented_c_is_a_known_defect(tmp_path, capsys, fa
     fake_engine("phi_carryover", edit=lambda s: spec_like(s.replace("TRACE_PY", "TRACE_C")))
     rc, res = run_json(tmp_path, capsys, "phi_carryover_spec_vs_c", "--recorded", "--trace-only")
     assert rc == 1 and res["label"] == "known C defect phi0-stale-rotation"
-    assert res["expected_failure"]
     assert all(r["defect"] == "phi0-stale-rotation" for r in res["rows"] if r["verdict"] != "ok")
     rc, res = run_json(tmp_path, capsys, "phi_carryover_spec_vs_c", "--recorded", "--trace-only",
                        "--allow-known-defects")

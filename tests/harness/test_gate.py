@@ -1,0 +1,227 @@
+"""`nbparity gate`: outcomes, expected-failure marks that cannot rot, JUnit XML, the markdown
+summary, and a deliberately broken engine formula turning the gate red at the right key."""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from harness import cli, gate
+from harness.cases import load_case
+from harness.result import ParityResult, RowModel, RunInfo
+from tests.harness.conftest import CASES, perturb_line, write_case
+
+
+def gate_main(tmp_path, *args):
+    junit = tmp_path / "junit.xml"
+    rc = cli.main(["--results-dir", str(tmp_path / "res"), "gate", "--no-pictures", "--junit", str(junit),
+                   "--summary", str(tmp_path / "summary.md"), *args])
+    return rc, ET.parse(junit).getroot() if junit.exists() else None
+
+
+def cases_of(root):
+    return {tc.get("name"): tc for tc in root.iter("testcase")}
+
+
+# ---------------------------------------------------------------- judging one run
+
+
+def _result(status="parity", exit_code=0, **kw) -> ParityResult:
+    return ParityResult(case="phi_carryover", mode="c-parity", pixel=(10, 12), status=status, exit_code=exit_code, **kw)
+
+
+def _item(expected=None, mode="c-parity"):
+    case = load_case(CASES / "phi_carryover.toml")
+    if expected:
+        case = case.model_copy(update={"expected_failure": expected})
+    return gate.GateItem(case, mode)
+
+
+FD = RowModel(label="F_latt_a", kind="pixel", key="F_latt_a", stage="lattice factor", occurrence=0, phi_tic=None,
+              components=[], component=None, c=[1.0], torch=[1.5], abs_diff=0.5, worst_component=None, atol=1e-6,
+              rtol=1e-9, verdict="diverged")
+
+
+def test_judge_pass_fail_and_first_divergence_line():
+    assert gate.judge(_item(), _result())[0] == gate.PASS
+    outcome, msg = gate.judge(_item(), _result("divergence", 1, first_divergence=FD, label="regression"))
+    assert outcome == gate.FAIL
+    assert msg.startswith("first divergence: F_latt_a at stage lattice factor: C 1 vs torch 1.5")
+
+
+def test_expected_failure_fails_as_xfail_and_an_unexpected_pass_is_red():
+    outcome, msg = gate.judge(_item("F_latt not finished"), _result("divergence", 1, first_divergence=FD))
+    assert outcome == gate.XFAIL and "F_latt not finished" in msg and "F_latt_a" in msg
+    outcome, msg = gate.judge(_item("F_latt not finished"), _result())
+    assert outcome == gate.XPASS and "remove the mark" in msg
+    assert gate.exit_code([gate.Outcome(_item("x"), gate.XPASS, msg, 0.1)]) == 1
+
+
+def test_missing_reference_is_an_error_even_when_marked():
+    res = _result("reference-error", 2, failure="recording 'x' not found")
+    assert gate.judge(_item("anything"), res)[0] == gate.ERROR
+    ref_ok = RunInfo(runner="c-recorded", description="rec", trace_supported=True, exit_code=0, wall_s=0.1)
+    eng_crash = RunInfo(runner="torch", description="torch", trace_supported=True, wall_s=0.2)
+    crash = _result("runner-failure", 3, failure="torch engine raised NotImplementedError", reference=ref_ok,
+                    engine=eng_crash)
+    assert gate.judge(_item("engine feature not finished"), crash)[0] == gate.XFAIL
+    assert gate.judge(_item(), crash)[0] == gate.ERROR
+    c_crash = _result("runner-failure", 3, failure="C timed out",
+                      reference=RunInfo(runner="c-live", description="C", trace_supported=True, wall_s=1.0),
+                      engine=RunInfo(runner="torch", description="torch engine (not run)", trace_supported=True))
+    assert gate.judge(_item("engine feature not finished"), c_crash)[0] == gate.ERROR
+
+
+def test_expected_failure_per_reference_mode():
+    case = load_case(CASES / "supervisor.toml")
+    assert gate.expected_failure(case, "c-parity") is None
+    spec_mark = gate.expected_failure(case, "spec")
+    assert spec_mark is None or "pix0" in spec_mark
+
+
+def test_plan_has_one_run_per_case_and_reference_mode():
+    from harness.cases import Registry
+
+    items = gate.plan(Registry(CASES).load_all()[0])
+    ids = [i.id for i in items]
+    assert "supervisor[c-parity]" in ids and "supervisor[spec]" in ids and "phi_carryover_spec_vs_c[spec]" in ids
+    assert len(ids) == len(set(ids))
+    # every recording is compared somewhere, the __cfixed ones as spec-mode runs
+    recs = {i.case.references[i.mode].recording for i in items}
+    assert {"supervisor__cfixed", "phi_carryover__cfixed", "phi_rotation_9steps__cfixed",
+            "oversample_flags__cfixed"} <= recs
+
+
+# ---------------------------------------------------------------- the command, with a replaying engine
+
+
+def test_gate_green_writes_junit_summary_and_step_summary(tmp_path, fake_engine, monkeypatch):
+    fake_engine("phi_carryover")
+    step = tmp_path / "step.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    rc, root = gate_main(tmp_path, "--cases", "phi_carryover", "--mode", "c-parity")
+    assert rc == 0
+    assert root.get("tests") == "1" and root.get("failures") == "0" and root.get("errors") == "0"
+    tc = cases_of(root)["phi_carryover[c-parity]"]
+    assert tc.find("failure") is None and "evidence: " in tc.find("system-out").text
+    md = (tmp_path / "summary.md").read_text()
+    assert "nbparity gate: green" in md and "| phi_carryover | c-parity |" in md
+    assert step.read_text() == md + "\n"
+    doc = json.loads((tmp_path / "res" / "gate.json").read_text())
+    assert doc["counts"]["pass"] == 1
+    # every run is in the ledger, under one gate run id
+    from harness import ledger
+    df = ledger.Ledger.under(tmp_path / "res").read()
+    assert list(df["command"]) == ["gate"] and df["run_id"].nunique() == 1
+
+
+def test_gate_red_on_divergence_with_first_divergence_and_evidence(tmp_path, fake_engine):
+    fake_engine("phi_carryover", edit=lambda s: perturb_line(s, "TRACE_PY: F_latt_b", 0, 1e-3))
+    rc, root = gate_main(tmp_path, "--cases", "phi_carryover", "--mode", "c-parity")
+    assert rc == 1
+    failure = cases_of(root)["phi_carryover[c-parity]"].find("failure")
+    msg = failure.get("message")
+    assert msg.startswith("first divergence: F_latt_b") and "(evidence: " in msg
+    evidence = msg.split("(evidence: ")[1].rstrip(")")
+    assert (tmp_path / "res").as_posix() in evidence and json.loads(
+        open(f"{evidence}/result.json").read())["first_divergence"]["key"] == "F_latt_b"
+    assert "nbparity gate: RED" in (tmp_path / "summary.md").read_text()
+
+
+def test_gate_image_only_reference_compares_the_image(tmp_path, fake_engine):
+    fake_engine("phi_carryover__cfixed")
+    rc, root = gate_main(tmp_path, "--cases", "phi_carryover", "--mode", "spec")
+    assert rc == 0 and cases_of(root)["phi_carryover[spec]"].find("failure") is None
+    fake_engine("phi_carryover")  # the instrumented image is not the fixed C's
+    rc, root = gate_main(tmp_path, "--cases", "phi_carryover", "--mode", "spec")
+    assert rc == 1
+    assert cases_of(root)["phi_carryover[spec]"].find("failure").get("message").startswith("image diverges")
+
+
+def _copy_case(tmp_path, name, **extra_lines):
+    text = (CASES / f"{name}.toml").read_text()
+    for k, v in extra_lines.items():
+        text = text.replace("\nargv = [", f"\n{k} = {json.dumps(v)}\nargv = [", 1)
+    d = tmp_path / "cases"
+    d.mkdir(exist_ok=True)
+    (d / f"{name}.toml").write_text(text)
+    return d
+
+
+def test_marked_case_that_passes_turns_the_gate_red(tmp_path, fake_engine):
+    fake_engine("phi_carryover")
+    cases = _copy_case(tmp_path, "phi_carryover", expected_failure="engine support not finished")
+    rc, root = gate_main(tmp_path, "--cases", "phi_carryover", "--mode", "c-parity")  # repo cases: pass
+    assert rc == 0
+    rc = cli.main(["--cases-dir", str(cases), "--results-dir", str(tmp_path / "res"), "gate", "--no-pictures",
+                   "--junit", str(tmp_path / "j2.xml"), "--summary", str(tmp_path / "s2.md"), "--mode", "c-parity",
+                   "--cases", "phi_carryover"])
+    assert rc == 1
+    f = cases_of(ET.parse(tmp_path / "j2.xml").getroot())["phi_carryover[c-parity]"].find("failure")
+    assert f.get("type") == "unexpected-pass" and "engine support not finished" in f.get("message")
+
+
+def test_marked_case_that_fails_is_xfail_and_green(tmp_path, fake_engine):
+    fake_engine("phi_carryover", edit=lambda s: perturb_line(s, "TRACE_PY: F_latt_b", 0, 1e-3))
+    cases = _copy_case(tmp_path, "phi_carryover", expected_failure="F_latt_b not finished")
+    rc = cli.main(["--cases-dir", str(cases), "--results-dir", str(tmp_path / "res"), "gate", "--no-pictures",
+                   "--junit", str(tmp_path / "j.xml"), "--summary", str(tmp_path / "s.md"), "--mode", "c-parity",
+                   "--cases", "phi_carryover"])
+    assert rc == 0
+    skipped = cases_of(ET.parse(tmp_path / "j.xml").getroot())["phi_carryover[c-parity]"].find("skipped")
+    assert "F_latt_b not finished" in skipped.get("message") and "F_latt_b" in skipped.get("message")
+    assert "⚪ xfail" in (tmp_path / "s.md").read_text()
+
+
+def test_missing_reference_fails_the_gate_never_skips(tmp_path, fake_engine):
+    fake_engine("phi_carryover")
+    cases = tmp_path / "cases"
+    write_case(cases, "ghost", """
+        name = "ghost"
+        tags = ["small"]
+        argv = ["-cell", "70", "70", "70", "90", "90", "90", "-N", "2", "-detpixels", "64"]
+        trace_pixels = [[10, 12]]
+        [references.c-parity]
+        recording = "no_such_recording"
+        live = false
+    """)
+    rc = cli.main(["--cases-dir", str(cases), "--results-dir", str(tmp_path / "res"), "gate", "--no-pictures",
+                   "--junit", str(tmp_path / "j.xml"), "--summary", str(tmp_path / "s.md")])
+    assert rc not in (0, 1)  # not a divergence: the comparison could not happen
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    assert int(root.get("errors")) >= 1 and root.get("skipped") == "0"
+    assert "not found" in cases_of(root)["ghost[c-parity]"].find("error").get("message")
+    # the whole registry was selected, so coverage is checked too: recordings without an entry
+    assert any("no case refers to it" in (e.get("message") or "") for e in root.iter("error"))
+
+
+def test_gate_list_and_unknown_case(tmp_path, capsys):
+    assert cli.main(["gate", "--list", "--tags", "flagship"]) == 0
+    out = capsys.readouterr().out
+    assert "supervisor[c-parity]" in out and "simple_cubic" not in out
+    assert cli.main(["gate", "--cases", "nope"]) == 2
+
+
+# ---------------------------------------------------------------- the real engine, broken on purpose
+
+
+@pytest.mark.parametrize("target, case, key", [
+    ("engine.lattice.sincg", "phi_carryover", "F_latt_a"),
+    ("engine.simulate.polarization_factor", "conv_xds", "polar"),
+])
+def test_breaking_an_engine_formula_turns_the_gate_red_at_its_key(tmp_path, monkeypatch, target, case, key):
+    import importlib
+
+    module, name = target.rsplit(".", 1)
+    mod = importlib.import_module(module)
+    original = getattr(mod, name)
+    monkeypatch.setattr(mod, name, lambda *a, **k: original(*a, **k) * 1.0001)
+    rc, root = gate_main(tmp_path, "--cases", case, "--mode", "c-parity")
+    assert rc == 1
+    msg = cases_of(root)[f"{case}[c-parity]"].find("failure").get("message")
+    assert msg.startswith(f"first divergence: {key} at stage "), msg
+    monkeypatch.undo()  # and the intact engine is green again
+    rc, root = gate_main(tmp_path, "--cases", case, "--mode", "c-parity")
+    assert rc == 0
