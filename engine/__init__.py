@@ -1,0 +1,35 @@
+"""The PyTorch nanoBragg.
+
+Public API (imported lazily, so that ``engine.trace`` and ``engine.defects`` stay cheap to import
+for the harness)::
+
+    from engine import run, build_setup, render
+    result = run(["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", ...],
+                 mode="spec", device="cpu", dtype=torch.float64)
+    result.image            # (slow, fast) tensor
+
+    setup = build_setup(argv)             # typed, frozen SimulationSetup (engine.config)
+    image = render(setup.to("cuda")).image  # any device / dtype; differentiable
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "run": "engine.api", "EngineRun": "engine.api",
+    "build_setup": "engine.setup",
+    "render": "engine.simulate", "RenderResult": "engine.simulate",
+    "SimulationSetup": "engine.config", "DetectorConfig": "engine.config", "BeamConfig": "engine.config",
+    "CrystalConfig": "engine.config", "StructureFactors": "engine.config", "SamplingConfig": "engine.config",
+    "Mode": "engine.config",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
