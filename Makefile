@@ -27,8 +27,8 @@ install: $(STAMP) ## create .venv and install nbparity with its pinned dependenc
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH_PIN)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	@$(BIN)/python -c "import sys, torch; sys.exit(torch.version.cuda and not '$(ALLOW_CUDA_TORCH)' and 'make install: torch ' + torch.__version__ + ' is a CUDA build; use the CPU wheel (TORCH_INDEX=https://download.pytorch.org/whl/cpu) or set ALLOW_CUDA_TORCH=1')"
 	$(BIN)/python -m pip install -q -e ".[test]"
+	@$(BIN)/python -c "import sys, torch; sys.exit(torch.version.cuda and not '$(ALLOW_CUDA_TORCH)' and 'make install: torch ' + torch.__version__ + ' is a CUDA build; use the CPU wheel (TORCH_INDEX=https://download.pytorch.org/whl/cpu) or set ALLOW_CUDA_TORCH=1')"
 	@touch $(STAMP)
 
 test: install ## run the test suite (full-frame cases excluded; installs on first use)

@@ -449,8 +449,18 @@ usage: nanobragg-torch [nanoBragg flags ...] [--mode spec|c-parity] [--c-defects
                        [--device cpu|cuda] [--dtype float64|float32] [--c-threads N]
 
 The PyTorch nanoBragg: takes the C program's flags with the C's meaning (e.g. -cell, -mat,
--hkl, -default_F, -N, -lambda, -distance, -detpixels, -pixel, -floatfile, -trace_pixel S F)
-and writes the same outputs. Unlike the C, an unknown flag or a malformed value is an error.
+-hkl, -default_F, -N, -lambda, -distance, -detpixels, -pixel, -trace_pixel S F) and writes
+the same outputs. Unlike the C, an unknown flag, a malformed value or a malformed input file
+is an error.
+
+outputs (as the C; relative names go into the current directory):
+  -floatfile F    raw float32 image (default floatimage.bin)
+  -intfile F      SMV image, always written (default intimage.img): floor(v*scale + adc + 0.5)
+                  clipped to 0..65535; -scale S (default: 55000/max), -adc A (default 40)
+  -pgmfile F      8-bit PGM (default image.pgm; -nopgm: none); -pgmscale S (default 250/(5*rmsd))
+  -noisefile F    SMV image with Poisson noise (default noiseimage.img; -nonoise: none);
+                  -seed N (default: the clock; the seed used is printed as 'seed: -N')
+  of -nonoise/-noisefile and -nopgm/-pgmfile the last one given wins.
 
 our options:
   --mode spec|c-parity   spec (default): the physics as intended. c-parity: reproduce every
@@ -461,31 +471,44 @@ our options:
   --dtype float64|float32  (default float64)
   --c-threads N          c-parity: reproduce a C run with N OpenMP threads (φ=0 carry-over)
 
-exit status: 0 success, 2 bad command line or input file."""
+exit status: 0 success, 2 bad command line or input file (one line on stderr naming the flag,
+file and line), 3 the image has NaN or infinite pixels (nothing written), 9 an output file
+cannot be written."""
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console entry point: nanoBragg's argv plus our long options; returns the exit status."""
-    from engine.io import InputFileError
+    from engine.io import InputFileError, OutputFileError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "-help"):
         print(HELP)
         return 0 if argv else 2
+    from engine import api
     try:
         c_argv, long_opts = split_long_options(argv)
         parse_argv(c_argv)   # refuse bad input before doing any work
-        from engine import api
         result = api.run(c_argv, mode=long_opts.get("mode", "spec"), device=long_opts.get("device", "cpu"),
                          dtype=long_opts.get("dtype", "float64"), c_threads=long_opts.get("c_threads", 1),
-                         defects=long_opts.get("defects"))
+                         defects=long_opts.get("defects"), check_finite=True)
     except UsageError as exc:
         print(f"nanobragg-torch: usage error: {exc}", file=sys.stderr)
         return 2
     except InputFileError as exc:
         print(f"nanobragg-torch: input error: {exc}", file=sys.stderr)
         return 2
-    out = getattr(result, "stdout", "")
+    except api.NonFiniteImageError as exc:
+        _write_stdout(exc.stdout)
+        print(f"nanobragg-torch: error: {exc}", file=sys.stderr)
+        return 3
+    except OutputFileError as exc:
+        print(f"nanobragg-torch: output error: {exc}", file=sys.stderr)
+        return 9
+    _write_stdout(getattr(result, "stdout", ""))
+    return 0
+
+
+def _write_stdout(out: str) -> None:
     if out:
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
-    return 0
+        sys.stdout.flush()

@@ -49,6 +49,36 @@ def square(h: torch.Tensor, k: torch.Tensor, l: torch.Tensor, Na: float, Nb: flo
     return fa * fb * fc
 
 
+def _sincg_into(v: torch.Tensor, n: float, out: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+    """sincg(π·v, n) into ``out``, overwriting v; ``zero`` is bool scratch of the same shape.
+
+    The same operations as ``sincg`` (so the same bits), without autograd or temporaries."""
+    x = v.mul_(math.pi)
+    torch.mul(x, n, out=out)
+    out.sin_()
+    torch.eq(x, 0, out=zero)
+    out.div_(x.sin_())
+    return out.masked_fill_(zero, n)
+
+
+def square_inplace(h: torch.Tensor, k: torch.Tensor, l: torch.Tensor, Na: float, Nb: float, Nc: float,
+                   out: torch.Tensor | None = None, zero: torch.Tensor | None = None) -> torch.Tensor:
+    """``square`` without autograd or temporaries: h, k, l are overwritten (scratch), the result
+    goes to ``out`` and ``zero`` is bool scratch (both allocated when not given)."""
+    out = torch.empty_like(h) if out is None else out
+    zero = torch.empty(h.shape, dtype=torch.bool, device=h.device) if zero is None else zero
+    done, spare = False, None
+    for v, n in ((h, Na), (k, Nb), (l, Nc)):
+        if n > 1:
+            if not done:
+                _sincg_into(v, n, out, zero)
+            else:
+                out.mul_(_sincg_into(v, n, spare, zero))
+            done = True
+        spare = v                       # scratch from here on
+    return out if done else out.fill_(1.0)
+
+
 def _offsets(h, k, l):
     # Distance to the nearest node; halves go down, as the C rounds with ceil(x - 0.5).
     return h - torch.ceil(h - 0.5), k - torch.ceil(k - 0.5), l - torch.ceil(l - 0.5)

@@ -23,6 +23,7 @@ from engine.config import (BeamConfig, CrystalConfig, DetectorConfig, Mode, Samp
 from engine.conventions import BeamCentreInput, resolve
 from engine.detector import (Basis, DetectorGeometry, clean_basis, detector_geometry, pixel_counts,
                              thickness_layers)
+from engine.io.errors import InputFileError
 from engine.io.matrix import read_mosflm_matrix
 from engine.options import Options, UsageError
 from engine.structure_factors import choose_interpolation, read_hkl
@@ -39,14 +40,25 @@ def _engine2(module: str, name: str, flag: str):
         raise NotImplementedError(f"{flag} needs {module}.{name}, which is not written yet (engine II)") from None
 
 
+def _smv_input(flag: str, fn_name: str, path: str, **kw):
+    """Read an -img/-mask file; an ``InputFileError`` names the flag as well as the file."""
+    fn = _engine2("engine.io.smv", fn_name, flag)
+    try:
+        return fn(path, **kw)
+    except InputFileError as exc:
+        raise InputFileError(f"{flag} {exc}") from None
+
+
 def _read_headers(opts_argv: Sequence[str]) -> list[tuple[str, dict]]:
     img, mask = find_smv_inputs(opts_argv)
     headers = []
     # The C reads the mask header first and the img header second, so the img header wins.
     if mask is not None:
-        headers.append(("mask", _engine2("engine.io.smv", "read_header", "-mask")(mask)))
+        headers.append(("mask", _smv_input("-mask", "read_header", mask)))
     if img is not None:
-        headers.append(("img", _engine2("engine.io.smv", "read_header", "-img")(img)))
+        headers.append(("img", _smv_input("-img", "read_header", img)))
+        # Only the header is used, but the C reads the pixels too: refuse a truncated file.
+        _smv_input("-img", "read_image", img)
     return headers
 
 
@@ -56,6 +68,18 @@ def _check_inputs(o: Options) -> None:
     if o.hkl_file is None and o.default_F == 0.0:
         raise UsageError("no structure factors: give -hkl FILE or a non-zero -default_F "
                          "(the engine never reads a Fdump.bin cache)")
+    # Values that would only end in a division by zero (a traceback, or a NaN image in the C).
+    if not (o.pixel_size > 0.0 and math.isfinite(o.pixel_size)):
+        raise UsageError(f"-pixel must be a positive size in mm, got {o.pixel_size * 1e3:g}")
+    if not (o.lambda0 > 0.0 and math.isfinite(o.lambda0)):
+        raise UsageError(f"the wavelength must be positive: -lambda {o.lambda0 * 1e10:g} Å "
+                         f"(or -energy eV) is not")
+    if o.distance == 0.0 or not math.isfinite(o.distance):
+        raise UsageError(f"-distance must be a non-zero length in mm, got {o.distance * 1e3:g}")
+    if o.close_distance is not None and (o.close_distance == 0.0 or not math.isfinite(o.close_distance)):
+        raise UsageError(f"-close_distance must be a non-zero length in mm, got {o.close_distance * 1e3:g}")
+    if not math.isfinite(o.mosaic_spread):
+        raise UsageError("-mosaic: the mosaic spread must be a finite angle (degrees)")
 
 
 def near_point_defaults(o: Options, detsize_f: float, detsize_s: float) -> tuple[float, float, float, float]:
@@ -120,7 +144,10 @@ def _sources(o: Options, basis: Basis, defects: frozenset[str], console: list[st
     """(positions, wavelengths, weights) from -sourcefile or the divergence × dispersion grid."""
     if o.sourcefile is not None:
         read = _engine2("engine.sources", "read_sourcefile", "-sourcefile")
-        return read(o.sourcefile, basis.beam, o.lambda0, c_parity=("sourcefile-last-line-zero" in defects))
+        try:
+            return read(o.sourcefile, basis.beam, o.lambda0, c_parity=("sourcefile-last-line-zero" in defects))
+        except InputFileError as exc:
+            raise InputFileError(f"-sourcefile {exc}") from None
     grid_given = ((o.hdivrange, o.hdivstep, o.hdivsteps, o.vdivrange, o.vdivstep, o.vdivsteps,
                    o.dispersion, o.dispstep, o.dispsteps) != (-1.0, -1.0, -1, -1.0, -1.0, -1, 0.0, -1.0, -1))
     if not grid_given:
@@ -259,7 +286,7 @@ def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: in
     # Masks from an SMV file (nonzero renders).
     mask = None
     if o.mask_file is not None:
-        img = _engine2("engine.io.smv", "read_image", "-mask")(o.mask_file, c_parity=("smv-no-byteswap" in defects))
+        img = _smv_input("-mask", "read_image", o.mask_file, c_parity=("smv-no-byteswap" in defects))
         if tuple(img.shape) != (spixels, fpixels):
             raise UsageError(f"-mask {o.mask_file}: image is {tuple(img.shape)} (slow, fast) but the "
                              f"detector is ({spixels}, {fpixels}); drop the -detpixels override")

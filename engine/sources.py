@@ -238,7 +238,11 @@ def read_sourcefile(path: str | Path, beam_vector: Vector, lambda0: float,
                 raise InputFileError(
                     f"{path}:{number}: column {col} is {field!r}, not a number; each line must be "
                     f"'X Y Z [weight [lambda]]' (positions and lambda in metres)")
-            values.append(float(field))
+            value = float(field)
+            if not math.isfinite(value):
+                raise InputFileError(f"{path}:{number}: column {col} is {field!r}, too large for a "
+                                     f"double")
+            values.append(value)
         if c_parity and last_without_newline:
             values += [0.0] * (5 - len(values))
         else:

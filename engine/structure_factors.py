@@ -5,6 +5,8 @@ and without one every reflection has F = default_F.
 """
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -15,19 +17,37 @@ from engine.config import StructureFactors
 from engine.io.errors import InputFileError
 
 
+#: A plain decimal number; nan, inf and Python-only spellings (``1_0``) are refused.
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NOT_NUMERIC = re.compile(r"[^0-9eE+\-.\s]")
+#: The largest grid read_hkl builds (h × k × l span), to refuse a stray huge index clearly.
+MAX_GRID_POINTS = 1 << 27
+
+
+def _is_comment(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
 def _first_bad_line(path: Path, text: str) -> str:
     for lineno, line in enumerate(text.splitlines(), 1):
         toks = line.split()
         if not toks:
             continue
+        shown = line.strip()[:80]
+        if _is_comment(line):
+            return (f"-hkl {path} line {lineno}: comment lines are not allowed, got {shown!r} "
+                    f"(the C's reader stops at them too; delete the line)")
         if len(toks) != 4:
-            return f"-hkl {path} line {lineno}: expected 'h k l F', got {line.strip()!r}"
-        try:
-            vals = [float(t) for t in toks]
-        except ValueError:
-            return f"-hkl {path} line {lineno}: expected 'h k l F' numbers, got {line.strip()!r}"
+            return (f"-hkl {path} line {lineno}: expected 4 fields 'h k l F', got {len(toks)}: "
+                    f"{shown!r}")
+        bad = [t for t in toks if not _NUMBER.fullmatch(t)]
+        if bad:
+            return f"-hkl {path} line {lineno}: {bad[0]!r} is not a number in {shown!r} (expected 'h k l F')"
+        vals = [float(t) for t in toks]
+        if not all(math.isfinite(v) for v in vals):
+            return f"-hkl {path} line {lineno}: number out of range in {shown!r}"
         if any(v != round(v) for v in vals[:3]):
-            return f"-hkl {path} line {lineno}: h, k, l must be integers, got {line.strip()!r}"
+            return f"-hkl {path} line {lineno}: h, k, l must be integers, got {shown!r}"
     return f"-hkl {path}: malformed"
 
 
@@ -37,19 +57,28 @@ def read_hkl(path: str | Path, default_F: float = 0.0, *, dtype=torch.float64,
 
     Grid points the file does not list hold ``default_F``; a reflection listed twice keeps the
     last value. Off-grid reflections are ``default_F`` at lookup.
+
+    Blank lines are skipped. Every other line must be exactly four plain numbers with integer
+    h, k, l; otherwise ``InputFileError`` names the file and the line. ``#`` comment lines are
+    refused too, on purpose: the C's reader stops at them (it exits on the branch's own P1.hkl),
+    so a file the engine accepted would not run in the C.
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("latin-1")
     except OSError as exc:
-        raise InputFileError(f"-hkl {path}: cannot read the structure-factor file ({exc.strerror})") from None
-    toks = text.split()
+        raise InputFileError(f"-hkl {path}: cannot read the structure-factor file "
+                             f"({exc.strerror or exc}); check the path") from None
+    body = text
+    toks = body.split()
     try:
-        if len(toks) % 4:
+        if len(toks) % 4 or any(len(ln.split()) not in (0, 4) for ln in body.splitlines()):
+            raise ValueError
+        if _NOT_NUMERIC.search(body):    # one fast scan instead of a regex per token
             raise ValueError
         data = np.array(toks, dtype=np.float64).reshape(-1, 4)
         hkl = data[:, :3]
-        if not np.array_equal(hkl, np.round(hkl)) or any(len(l.split()) not in (0, 4) for l in text.splitlines()):
+        if not np.isfinite(data).all() or not np.array_equal(hkl, np.round(hkl)):
             raise ValueError
     except ValueError:
         raise InputFileError(_first_bad_line(path, text)) from None
@@ -57,7 +86,12 @@ def read_hkl(path: str | Path, default_F: float = 0.0, *, dtype=torch.float64,
         raise InputFileError(f"-hkl {path}: no 'h k l F' lines found")
     idx = hkl.astype(np.int64)
     lo, hi = idx.min(axis=0), idx.max(axis=0)
-    grid = np.full(tuple(hi - lo + 1), float(default_F))
+    span = hi - lo + 1
+    if int(np.prod(span.astype(np.float64))) > MAX_GRID_POINTS:
+        raise InputFileError(f"-hkl {path}: indices span {span[0]}x{span[1]}x{span[2]} "
+                             f"(h from {lo[0]} to {hi[0]}, k {lo[1]}..{hi[1]}, l {lo[2]}..{hi[2]}); "
+                             f"too large for a grid: check for a stray huge index")
+    grid = np.full(tuple(span), float(default_F))
     # Assignment in file order, so a repeated reflection keeps its last value.
     grid[idx[:, 0] - lo[0], idx[:, 1] - lo[1], idx[:, 2] - lo[2]] = data[:, 3]
     return StructureFactors(default_F=float(default_F), grid=torch.tensor(grid, dtype=dtype, device=device),

@@ -151,8 +151,12 @@ def run_item(item: GateItem, opts: RunOptions, ctx: Context) -> Outcome:
     t0 = time.monotonic()
     from harness.errors import HarnessError  # noqa: PLC0415
 
+    ref = item.case.references[item.mode]  # type: ignore[index]
+    source = opts.source
+    if source == "live" and not ref.live:
+        source = "auto"  # --live means the binary for references that allow one (never a fixed C's recording)
     try:
-        result = run_case(item.case, RunOptions(**{**opts.__dict__, "mode": item.mode}), ctx)
+        result = run_case(item.case, RunOptions(**{**opts.__dict__, "mode": item.mode, "source": source}), ctx)
     except HarnessError as e:  # before any run: usage/case problems
         return Outcome(item, ERROR, e.message, time.monotonic() - t0)
     outcome, message = judge(item, result)

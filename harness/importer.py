@@ -40,6 +40,7 @@ FIXES_NOTE = ("# The C defects this build fixed (its fix/ branches); the engine 
 #: Fix branches of the fixed C (c_source.commits keys) → engine/defects.py ids.
 FIX_BRANCH_ALIASES = {"subpixel-oversampling": "oversample-running-sum"}
 FULL_FRAME_PIXELS = 2000 * 2000
+GENERIC_TRIGGERS = frozenset({"-N", "-Na", "-Nb", "-Nc"})
 
 # argv flag → tag (the first flag present gives the tag; several flags may give one tag)
 FLAG_TAGS: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -148,7 +149,9 @@ def derive_tags(manifest: dict[str, Any]) -> list[str]:
     if len(tags) == 1:
         tags.append("basic")
     for d in defect_registry.DEFECTS:
-        if d.triggers and any(t in argv for t in d.triggers):
+        # flags that nearly every argv has (-N) say nothing about whether the defect is reached
+        specific = [t for t in d.triggers if t not in GENERIC_TRIGGERS]
+        if specific and any(t in argv for t in specific):
             tags.append(f"defect:{d.id}")
     if _touches_phi0(argv):
         tags.append("defect:phi0-stale-rotation")

@@ -182,8 +182,11 @@ def _autotrace(ev: EvidenceDir, result: ParityResult, case: Case, request: RunRe
         picks = autopixel.choose_pixels(ref_out.image, eng_out.image, exclude=[request.pixel])
     except ValueError:
         return []
-    with ctx.progress(f"tracing {len(picks)} more pixels (images diverge, traced pixel agrees) …"):
-        traced = autopixel.trace_chosen(case, picks, opts, ctx)
+    try:
+        with ctx.progress(f"tracing {len(picks)} more pixels (images diverge, traced pixel agrees) …"):
+            traced = autopixel.trace_chosen(case, picks, opts, ctx)
+    except HarnessError as e:  # the extra traces are a help; they never cost the run its verdict
+        traced = [autopixel.PixelTrace(ch, compared=False, status="not traced", note=e.message) for ch in picks]
     rows = [jsonable(t.as_dict()) for t in traced]
     ev.write_json("autopixels.json", {"case": case.name, "mode": request.mode, "traced_pixel": list(request.pixel),
                                       "why": "images diverge while the traced pixel agrees",

@@ -1,4 +1,4 @@
 """Readers and writers for the files nanoBragg reads and writes."""
-from engine.io.errors import InputFileError
+from engine.io.errors import InputFileError, OutputFileError
 
-__all__ = ["InputFileError"]
+__all__ = ["InputFileError", "OutputFileError"]

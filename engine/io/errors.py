@@ -7,3 +7,7 @@ class InputFileError(ValueError):
 
     The message names the file (and the line, for text files), what is wrong and how to fix it.
     """
+
+
+class OutputFileError(OSError):
+    """An output file (-floatfile, -intfile, -pgmfile, -noisefile) that cannot be written."""

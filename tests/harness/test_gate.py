@@ -225,3 +225,18 @@ def test_breaking_an_engine_formula_turns_the_gate_red_at_its_key(tmp_path, monk
     monkeypatch.undo()  # and the intact engine is green again
     rc, root = gate_main(tmp_path, "--cases", case, "--mode", "c-parity")
     assert rc == 0
+
+
+def test_gate_uses_a_live_c_when_given_and_recordings_where_no_live_c_is_allowed(tmp_path, fake_c, fake_engine):
+    from harness import ledger
+
+    fake_engine("phi_carryover")
+    fake = fake_c("phi_carryover")
+    for extra in ((), ("--live",)):
+        res = tmp_path / ("live" if extra else "auto")
+        cli.main(["--results-dir", str(res), "gate", "--no-pictures", "--cases", "phi_carryover",
+                  "--c-bin", str(fake), "--junit", str(res / "j.xml"), "--summary", str(res / "s.md"), *extra])
+        df = ledger.Ledger.under(res).read().set_index("mode")
+        assert df.loc["c-parity", "reference_runner"] == "c-live" and df.loc["c-parity", "status"] == "parity"
+        # the fixed-C reference allows no live binary (the instrumented one is not a fixed C)
+        assert df.loc["spec", "reference_runner"] == "c-recorded"

@@ -1,0 +1,92 @@
+"""How many detector rows one kernel batch holds: from a memory budget and the terms per pixel.
+
+The budget is, in order: the caller's ``memory_budget_bytes``, the environment variable
+``NB_ENGINE_MEMORY_BUDGET`` (bytes, or with a K/M/G suffix, powers of 1024), or automatic. The
+automatic budget on the CPU is 64 MiB (measured faster than larger batches: the kernel's
+temporaries stay in cache) or an eighth of the available memory if that is less; on CUDA it is a
+quarter of the free device memory, at most 1 GiB (the GPU wants large batches). The budget sizes
+the working set of a batch, not the image, which is always allocated whole.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Optional
+
+import torch
+
+from engine.config import SimulationSetup
+
+#: Working-set bytes per (pixel, sub-pixel, source, φ, mosaic) term of a batch in float64 (scaled
+#: by the element size for other dtypes; ×10 with tricubic interpolation for its 4×4×4 stencils).
+BYTES_PER_TERM_F64 = 96
+CPU_BUDGET = 64 * 1024 ** 2
+CUDA_BUDGET_MAX = 1024 ** 3
+ENV_BUDGET = "NB_ENGINE_MEMORY_BUDGET"
+#: Kept for callers of the old module constant.
+DEFAULT_MEMORY_BUDGET = CPU_BUDGET
+
+_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+
+
+def parse_bytes(text: str) -> int:
+    """'67108864', '64M', '1.5G', '512 KiB' → bytes (powers of 1024)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not m:
+        raise ValueError(f"{ENV_BUDGET}={text!r}: expected bytes, e.g. 67108864, 64M or 1G")
+    return max(1, int(float(m.group(1)) * _UNITS[m.group(2)]))
+
+
+def available_memory(device: torch.device | str | None = None) -> Optional[int]:
+    """Bytes free for the kernel: free device memory on CUDA, MemAvailable on the host."""
+    device = torch.device(device or "cpu")
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except Exception:  # noqa: BLE001 - no driver / not initialised
+            return None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_budget(device: torch.device | str | None = None, override: Optional[int] = None) -> int:
+    """The working-set budget of one batch, in bytes (see the module docstring)."""
+    if override:
+        return int(override)
+    env = os.environ.get(ENV_BUDGET, "").strip()
+    if env:
+        return parse_bytes(env)
+    device = torch.device(device or "cpu")
+    avail = available_memory(device)
+    if device.type == "cuda":
+        return min(CUDA_BUDGET_MAX, avail // 4) if avail else CUDA_BUDGET_MAX // 4
+    return min(CPU_BUDGET, avail // 8) if avail else CPU_BUDGET
+
+
+def terms_per_pixel(setup: SimulationSetup) -> int:
+    """(sub-pixel, source, φ, mosaic) terms of one pixel and layer: the kernel's batch width."""
+    return max(1, setup.steps)
+
+
+def rows_per_chunk(setup: SimulationSetup, chunk_pixels: Optional[int] = None,
+                   memory_budget_bytes: Optional[int] = None) -> int:
+    """Rows per batch: ``chunk_pixels`` rounded down to whole rows (at least one), or else what
+    the memory budget allows."""
+    det = setup.detector
+    if chunk_pixels is None:
+        elem = torch.finfo(det.pix0.dtype).bits // 8
+        budget = memory_budget(det.pix0.device, memory_budget_bytes)
+        per_term = BYTES_PER_TERM_F64 * elem / 8
+        if setup.structure_factors.interpolate:
+            per_term *= 10        # the tricubic 4x4x4 stencils
+        chunk_pixels = max(1, int(budget // (terms_per_pixel(setup) * per_term)))
+    return max(1, chunk_pixels // max(1, det.fpixels))
