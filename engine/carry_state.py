@@ -51,7 +51,10 @@ def thread_first_pixels(plan: KernelPlan, rendered: torch.Tensor, rows_per_chunk
 def first_flags(ss: torch.Tensor, ff: torch.Tensor, firsts: Sequence[tuple[int, int]],
                 n_fast: int) -> Optional[torch.Tensor]:
     """(P,) bool marking the thread-first pixels in a batch; None when there are none in it."""
-    if not firsts:
+    if not firsts or ss.numel() == 0:
+        return None
+    lo, hi = int(ss[0]), int(ss[-1])                 # batches are in row-major order
+    if not any(lo <= s <= hi for s, _ in firsts):
         return None
     lin = ss * n_fast + ff
     wanted = torch.tensor([s * n_fast + f for s, f in firsts], device=ss.device, dtype=lin.dtype)

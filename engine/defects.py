@@ -21,7 +21,8 @@ class CDefect:
     #: TRACE_PHI field at one φ step, 'phi:<field>@zero' the steps where φ == 0, 'phi:<field>@any'
     #: every φ step.
     signature: tuple[str, ...]
-    #: argv flags whose presence is needed for the defect to matter (any of them); empty: always.
+    #: argv tokens (flags, or a value such as ``random``) one of which must be present for the
+    #: defect to matter; empty: always.
     triggers: tuple[str, ...] = ()
     c_lines: str = ""
 
@@ -83,7 +84,7 @@ DEFECTS: tuple[CDefect, ...] = (
                    "rot_b_star_A_inv", "rot_c_star_A_inv", "hkl_frac", "hkl_rounded", "F_latt_a",
                    "F_latt_b", "F_latt_c", "F_latt", "F_cell", "phi:k_frac@any", "phi:F_latt_b@any",
                    "phi:F_latt@any", "I_before_scaling", "I_pixel_final", "floatimage_accumulated"),
-        triggers=("-misset",),
+        triggers=("random",),
         c_lines="2080-2093",
     ),
     CDefect(
@@ -95,7 +96,8 @@ DEFECTS: tuple[CDefect, ...] = (
         spec_behaviour="The out-of-range evaluation gets default_F, as the C's own comment intends.",
         c_parity="The first out-of-range evaluation takes the nearest F.",
         signature=("F_cell", "I_before_scaling", "I_pixel_final", "floatimage_accumulated"),
-        triggers=("-interpolate", "-N", "-Na", "-Nb", "-Nc"),
+        # Interpolation needs structure factors from a file (it is forced off without them).
+        triggers=("-hkl",),
         c_lines="3254-3273, 3320",
     ),
     CDefect(

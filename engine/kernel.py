@@ -14,6 +14,7 @@ exactly the bits it gets inside a chunk (the trace-only path relies on this).
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -105,7 +106,8 @@ def table_lookup_into(ft: FTable, h: torch.Tensor, k: torch.Tensor, l: torch.Ten
     """``table_lookup`` with the index arithmetic and the result in reused scratch buffers."""
     if not ft.float_index:
         return table_lookup(ft, h, k, l)
-    acc, tmp = ws.get("idx_acc", h.shape, h.dtype), ws.get("idx_tmp", h.shape, h.dtype)
+    acc = ws.get("idx_acc", h.shape, h.dtype, h.device)
+    tmp = ws.get("idx_tmp", h.shape, h.dtype, h.device)
     for n, (v, lo, hi, stride) in enumerate(zip((h, k, l), ft.lo, ft.hi, ft.strides)):
         dst = acc if n == 0 else tmp
         torch.sub(v, 0.5, out=dst)
@@ -115,26 +117,30 @@ def table_lookup_into(ft: FTable, h: torch.Tensor, k: torch.Tensor, l: torch.Ten
         else:
             acc.add_(tmp, alpha=stride)
     acc.add_(ft.offset)
-    idx = ws.get("idx", (h.numel(),), ft.index_dtype)
+    idx = ws.get("idx", (h.numel(),), ft.index_dtype, h.device)
     idx.copy_(acc.reshape(-1))
-    out = ws.get("F_cell", h.shape, ft.table.dtype)
+    out = ws.get("F_cell", h.shape, ft.table.dtype, h.device)
     torch.index_select(ft.table, 0, idx, out=out.reshape(-1))
     return out
 
 
 class Workspace:
     """Scratch tensors reused from batch to batch: fresh multi-megabyte temporaries cost more
-    (page faults) than the arithmetic done in them."""
+    (page faults) than the arithmetic done in them.
+
+    Buffers are per thread, so batches may run concurrently (``engine.chunking.map_batches``).
+    """
 
     def __init__(self) -> None:
-        self._bufs: dict[str, torch.Tensor] = {}
+        self._local = threading.local()
 
     def get(self, name: str, shape, dtype: torch.dtype, device=None) -> torch.Tensor:
+        bufs = self._local.__dict__.setdefault("bufs", {})
         n = math.prod(shape)
-        buf = self._bufs.get(name)
+        buf = bufs.get(name)
         if buf is None or buf.numel() < n or buf.dtype != dtype or (device is not None and buf.device != torch.device(device)):
             buf = torch.empty(n, dtype=dtype, device=device)
-            self._bufs[name] = buf
+            bufs[name] = buf
         return buf[:n].view(shape)
 
 

@@ -24,9 +24,9 @@ function of that order (``engine.defects``):
 * Interpolation is one run-wide switch, turned off for good by the first evaluation whose
   tricubic stencil leaves the grid.
 
-Threads: the kernel uses torch's intra-op thread pool as the caller set it
-(``torch.set_num_threads`` / OMP_NUM_THREADS); the C's thread count that c-parity reproduces is
-``setup.c_threads`` and is unrelated.
+Threads: the render uses as many CPU threads as torch is set to (``torch.set_num_threads`` /
+OMP_NUM_THREADS), one batch of rows per thread (``engine.chunking.map_batches``); the C's
+thread count that c-parity reproduces is ``setup.c_threads`` and is unrelated.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ import torch
 
 from engine.carry_state import (find_interpolation_stop, first_flags, interpolation_cutoffs,
                                 thread_first_pixels)
-from engine.chunking import BYTES_PER_TERM_F64, DEFAULT_MEMORY_BUDGET, rows_per_chunk  # noqa: F401
+from engine.chunking import BYTES_PER_TERM_F64, DEFAULT_MEMORY_BUDGET, map_batches, rows_per_chunk  # noqa: F401
 from engine.config import SimulationSetup
 from engine.eval_order import (orientations, phi_angles, phi_rotation_plan, rendered_in_rows,  # noqa: F401
                                rendered_mask, thread_row_blocks)
@@ -73,19 +73,22 @@ def render(setup: SimulationSetup, *, chunk_pixels: int | None = None,
         firsts = thread_first_pixels(plan, rendered, rows)
         stop = find_interpolation_stop(plan, rendered, rows, firsts)
         image = torch.zeros((det.spixels, n_f), dtype=plan.dtype, device=plan.device)
-        omega_sum = torch.zeros((), dtype=plan.dtype, device=plan.device)
-        for r0 in range(0, det.spixels, rows):
+
+        def batch(r0: int) -> torch.Tensor:
             r1 = min(det.spixels, r0 + rows)
             ss, ff, whole_rows = rendered_in_rows(rendered, r0, r1)
             if ss.numel() == 0:
-                continue
+                return torch.zeros((), dtype=plan.dtype, device=plan.device)
             res = evaluate(plan, ss, ff, first_flags(ss, ff, firsts, n_f),
                            interp_cutoff=interpolation_cutoffs(plan, ss, ff, stop))
             if whole_rows:
                 image[r0:r1] = res.value.reshape(r1 - r0, n_f)
             else:
                 image[ss, ff] = res.value
-            omega_sum = omega_sum + res.omega_sum.sum()
+            return res.omega_sum.sum()
+
+        sums = map_batches(batch, range(0, det.spixels, rows), device=plan.device, parallel=plan.fast)
+        omega_sum = torch.stack(sums).sum() if sums else torch.zeros((), dtype=plan.dtype, device=plan.device)
     float_image = image.detach().to(torch.float32)
 
     trace: list[str] = []

@@ -37,13 +37,14 @@ def image_stats(float_image: torch.Tensor, rendered: torch.Tensor, roi: tuple[in
     roi: (fmin, fmax, smin, smax) inclusive.
     """
     values = float_image.detach().to(torch.float64)
-    flat = torch.where(rendered, values, torch.zeros_like(values)).reshape(-1)
+    everywhere = bool(rendered.all())       # then the masking below changes nothing: skip it
+    flat = values.reshape(-1) if everywhere else torch.where(rendered, values, torch.zeros_like(values)).reshape(-1)
     n = int(rendered.sum())
     total = float(flat.sum())
     sumsqr = float((flat * flat).sum())
 
     max_I, max_x, max_y, where = 0.0, 0.0, 0.0, None
-    candidates = torch.where(rendered.reshape(-1), flat, torch.full_like(flat, -math.inf))
+    candidates = flat if everywhere else torch.where(rendered.reshape(-1), flat, torch.full_like(flat, -math.inf))
     if candidates.numel():
         best = float(candidates.max())
         if best > 0.0:
@@ -63,8 +64,9 @@ def image_stats(float_image: torch.Tensor, rendered: torch.Tensor, roi: tuple[in
 
     fmin, fmax, smin, smax = roi
     roi_vals = values[max(smin, 0):smax + 1, max(fmin, 0):fmax + 1]
-    roi_vals = torch.where(rendered[max(smin, 0):smax + 1, max(fmin, 0):fmax + 1], roi_vals,
-                           torch.zeros_like(roi_vals))
+    if not everywhere:
+        roi_vals = torch.where(rendered[max(smin, 0):smax + 1, max(fmin, 0):fmax + 1], roi_vals,
+                               torch.zeros_like(roi_vals))
     m = roi_vals.numel()
     dev = roi_vals - mean
     rmsd = math.sqrt(float((dev * dev).sum()) / ((m if m > 1 else 2) - 1))

@@ -27,6 +27,7 @@ from engine.eval_order import rendered_in_rows, rendered_mask
 from engine.kernel import make_plan, omega_sum
 from engine.pixel_trace import traced_pixel
 from engine.render_result import RenderResult
+from engine.pixel_physics import solid_angle
 from engine.statistics import image_stats
 
 #: Pixels per batch of the ω pass (geometry only: small per-pixel working set).
@@ -67,6 +68,44 @@ def render_trace_only(setup: SimulationSetup, *, chunk_pixels: int | None = None
 
 
 def _omega_sum(plan, rendered: torch.Tensor) -> float:
+    """Σ ω over the rendered pixels, as the full render adds it up (to rounding: it feeds only
+    the console's solid-angle line). A flat detector is separable: a pixel's position is a
+    row term plus a column term, so whole rows cost a few 2-D passes."""
+    det, smp = plan.setup.detector, plan.setup.sampling
+    if det.curved:
+        return _omega_sum_by_pixel(plan, rendered)
+    dtype, device = plan.dtype, plan.device
+    o = det.oversample
+    U = o * o
+    sub = det.pixel_size / o
+    n_layers = max(1, det.thicksteps)
+    layers = range(n_layers) if smp.oversample_omega else range(1)
+    weight = 1 if smp.oversample_omega else n_layers * U     # ω of the first sub-pixel, reused
+    subs = range(o) if smp.oversample_omega else range(1)
+    rows = max(1, OMEGA_CHUNK_PIXELS // max(1, det.fpixels))
+    total = torch.zeros((), dtype=dtype, device=device)
+    f_idx = torch.arange(det.fpixels, device=device).to(dtype)
+    for r0 in range(0, det.spixels, rows):
+        r1 = min(det.spixels, r0 + rows)
+        mask = rendered[r0:r1]
+        s_idx = torch.arange(r0, r1, device=device).to(dtype)
+        for t in layers:
+            for sub_s in subs:
+                S = sub * (s_idx * o + sub_s) + sub / 2.0
+                row = S[:, None] * det.sdet + t * det.thickstep * det.odet + det.pix0      # (R, 3)
+                for sub_f in subs:
+                    F = sub * (f_idx * o + sub_f) + sub / 2.0
+                    col = F[:, None] * det.fdet                                             # (C, 3)
+                    r2 = None
+                    for c in range(3):
+                        x = row[:, c, None] + col[None, :, c]
+                        r2 = x * x if r2 is None else r2.add_(x.mul_(x))
+                    omega = solid_angle(r2.sqrt_(), det.pixel_size, det.close_distance, det.point_pixel)
+                    total = total + torch.where(mask, omega, torch.zeros_like(omega)).sum() * weight
+    return float(total)
+
+
+def _omega_sum_by_pixel(plan, rendered: torch.Tensor) -> float:
     det = plan.setup.detector
     rows = max(1, OMEGA_CHUNK_PIXELS // max(1, det.fpixels))
     total = torch.zeros((), dtype=plan.dtype, device=plan.device)

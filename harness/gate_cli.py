@@ -93,6 +93,7 @@ def cmd_gate(args: argparse.Namespace, out: Console, err: Console, argv: Sequenc
            "runs": [{"case": o.item.case.name, "mode": o.item.mode, "outcome": o.outcome, "message": o.message,
                      "wall_s": round(o.wall_s, 3), "evidence": o.evidence,
                      "expected_failure": o.item.expected_failure} for o in outcomes]}
+    results.mkdir(parents=True, exist_ok=True)
     (results / "gate.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     step = gate.write_step_summary(md)
     _print_flips(out, results, run_id, note)

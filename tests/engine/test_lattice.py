@@ -147,3 +147,18 @@ def test_fudge_scales_the_radius():
     r1 = lattice.reciprocal_radius_sqr(dh, z, z, star, zero, zero, 5, 5, 5)
     assert torch.allclose(lattice.gauss(r1, 5, 5, 5, fudge=2.0), lattice.gauss(2 * r1, 5, 5, 5))
     assert torch.equal(lattice.tophat(r1, 5, 5, 5, fudge=2.0), lattice.tophat(2 * r1, 5, 5, 5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_square_inplace_is_bit_identical(dtype):
+    """The renderer's in-place SQUARE factor (no autograd) gives exactly ``square``'s bits,
+    including the x == 0 limit and skipped axes (N <= 1)."""
+    g = torch.Generator().manual_seed(3)
+    h, k, l = ((torch.rand(4000, generator=g, dtype=torch.float64) * 8 - 4).to(dtype) for _ in range(3))
+    h[:7] = torch.tensor([0.0, 1.0, -2.0, 0.5, -0.5, 3.0, 1e-300]).to(dtype)
+    k[:3] = 0.0
+    for N in [(36, 47, 29), (5, 1, 3), (1, 1, 1), (2, 2, 0.5)]:
+        want = lattice.square(h, k, l, *N)
+        got = lattice.square_inplace(h.clone(), k.clone(), l.clone(), *N)
+        assert got.dtype == dtype
+        assert torch.equal(got, want), N

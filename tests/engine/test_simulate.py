@@ -210,3 +210,52 @@ def test_spec_mode_renders_phi_zero_unrotated(golden_dir):
     result = render(setup)
     assert result.thread_first_pixels == []
     assert image_error("phi_carryover__cfixed", result.float_image.numpy()) <= IMAGE_RTOL
+
+
+# --- speed machinery must not change a bit ------------------------------------------------------
+
+def test_threads_do_not_change_the_image(golden_dir):
+    """Batches on worker threads (torch threads > 1) give exactly the one-thread image, and the
+    caller's thread setting is left as it was."""
+    setup = _setup("threads2_phi_rotation")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = render(setup, chunk_pixels=256 * 7)
+        torch.set_num_threads(2)
+        two = render(setup, chunk_pixels=256 * 7)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one.image, two.image)
+    assert one.trace == two.trace and one.omega_sum == two.omega_sum
+
+
+@pytest.mark.parametrize("name", ["phi_carryover", "dmin", "oversample_flags", "hkl_interpolate",
+                                  "lattice_gauss", "mask_input"])
+def test_fast_path_equals_differentiable_path(golden_dir, name):
+    """The in-place no-grad kernel and the autograd kernel compute the same bits."""
+    setup = _setup(name)
+    fast = render(setup)
+    cr = setup.crystal
+    graded = dataclasses.replace(setup, crystal=dataclasses.replace(
+        cr, a0=cr.a0.detach().clone().requires_grad_(True)))
+    slow = render(graded)
+    assert slow.image.requires_grad and not fast.image.requires_grad
+    assert torch.equal(slow.image.detach(), fast.image)
+
+
+def test_memory_budget_from_environment(golden_dir, monkeypatch):
+    from engine.chunking import CPU_BUDGET, memory_budget, parse_bytes, rows_per_chunk
+
+    setup = _setup("dmin")
+    assert parse_bytes("64M") == 64 * 1024 ** 2 and parse_bytes("1.5 GiB") == 3 * 1024 ** 3 // 2
+    assert parse_bytes("4096") == 4096
+    with pytest.raises(ValueError):
+        parse_bytes("lots")
+    monkeypatch.delenv("NB_ENGINE_MEMORY_BUDGET", raising=False)
+    assert 0 < memory_budget("cpu") <= CPU_BUDGET
+    monkeypatch.setenv("NB_ENGINE_MEMORY_BUDGET", "1")
+    assert rows_per_chunk(setup) == 1
+    assert rows_per_chunk(setup, memory_budget_bytes=1 << 30) > 1      # the argument wins
+    assert image_error("dmin", render(setup).float_image.numpy()) <= IMAGE_RTOL

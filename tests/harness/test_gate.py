@@ -207,17 +207,34 @@ def test_gate_list_and_unknown_case(tmp_path, capsys):
 # ---------------------------------------------------------------- the real engine, broken on purpose
 
 
+def break_engine_function(monkeypatch, module: str, name: str, factor: float = 1.0001) -> int:
+    """Scale what engine function ``module.name`` returns by ``factor``, wherever the engine
+    refers to it (its home module and every engine module that imported it by name).
+    Returns how many references were replaced."""
+    import importlib
+    import sys
+
+    import engine.api  # noqa: F401 - loads the engine modules a run uses
+    import engine.setup  # noqa: F401
+    import engine.simulate  # noqa: F401
+
+    original = getattr(importlib.import_module(module), name)
+    broken = lambda *a, **k: original(*a, **k) * factor  # noqa: E731
+    n = 0
+    for mod_name, mod in list(sys.modules.items()):
+        if (mod_name == "engine" or mod_name.startswith("engine.")) and getattr(mod, name, None) is original:
+            monkeypatch.setattr(mod, name, broken)
+            n += 1
+    return n
+
+
 @pytest.mark.parametrize("target, case, key", [
     ("engine.lattice.sincg", "phi_carryover", "F_latt_a"),
     ("engine.simulate.polarization_factor", "conv_xds", "polar"),
 ])
 def test_breaking_an_engine_formula_turns_the_gate_red_at_its_key(tmp_path, monkeypatch, target, case, key):
-    import importlib
-
     module, name = target.rsplit(".", 1)
-    mod = importlib.import_module(module)
-    original = getattr(mod, name)
-    monkeypatch.setattr(mod, name, lambda *a, **k: original(*a, **k) * 1.0001)
+    assert break_engine_function(monkeypatch, module, name) >= 1
     rc, root = gate_main(tmp_path, "--cases", case, "--mode", "c-parity")
     assert rc == 1
     msg = cases_of(root)[f"{case}[c-parity]"].find("failure").get("message")
