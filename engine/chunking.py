@@ -21,6 +21,10 @@ from engine.config import SimulationSetup
 #: Working-set bytes per (pixel, sub-pixel, source, φ, mosaic) term of a batch in float64 (scaled
 #: by the element size for other dtypes; ×10 with tricubic interpolation for its 4×4×4 stencils).
 BYTES_PER_TERM_F64 = 64
+#: ... plus per pixel (positions, directions, scattering vectors, factors), per sub-pixel·source.
+BYTES_PER_PIXEL_F64 = 320
+#: With N worker threads, at least this many batches per thread (load balance).
+MIN_BATCHES_PER_THREAD = 4
 CPU_BUDGET = 16 * 1024 ** 2
 CUDA_BUDGET_MAX = 1024 ** 3
 ENV_BUDGET = "NB_ENGINE_MEMORY_BUDGET"
@@ -85,14 +89,20 @@ def rows_per_chunk(setup: SimulationSetup, chunk_pixels: Optional[int] = None,
     """Rows per batch: ``chunk_pixels`` rounded down to whole rows (at least one), or else what
     the memory budget allows."""
     det = setup.detector
-    if chunk_pixels is None:
-        elem = torch.finfo(det.pix0.dtype).bits // 8
-        budget = memory_budget(det.pix0.device, memory_budget_bytes)
-        per_term = BYTES_PER_TERM_F64 * elem / 8
-        if setup.structure_factors.interpolate:
-            per_term *= 10        # the tricubic 4x4x4 stencils
-        chunk_pixels = max(1, int(budget // (terms_per_pixel(setup) * per_term)))
-    return max(1, chunk_pixels // max(1, det.fpixels))
+    if chunk_pixels is not None:
+        return max(1, chunk_pixels // max(1, det.fpixels))
+    elem = torch.finfo(det.pix0.dtype).bits // 8
+    budget = memory_budget(det.pix0.device, memory_budget_bytes)
+    per_term = BYTES_PER_TERM_F64 * elem / 8
+    if setup.structure_factors.interpolate:
+        per_term *= 10        # the tricubic 4x4x4 stencils
+    n_src = int(setup.beam.incident.shape[0]) * det.oversample ** 2
+    per_pixel = terms_per_pixel(setup) * per_term + n_src * BYTES_PER_PIXEL_F64 * elem / 8
+    rows = max(1, int(budget // per_pixel) // max(1, det.fpixels))
+    threads = torch.get_num_threads() if det.pix0.device.type == "cpu" else 1
+    if threads > 1 and not memory_budget_bytes:
+        rows = min(rows, max(1, -(-det.spixels // (MIN_BATCHES_PER_THREAD * threads))))
+    return rows
 
 
 def map_batches(fn: Callable[[T], R], items: Iterable[T], *, device: torch.device | str | None = None,

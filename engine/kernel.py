@@ -23,7 +23,7 @@ import torch
 from engine import lattice
 from engine.config import Shape, SimulationSetup, StructureFactors
 from engine.eval_order import orientations, phi_angles, phi_rotation_plan, scalar
-from engine.pixel_physics import (capture_fraction, final_scale, pixel_positions,
+from engine.pixel_physics import (capture_fraction, dot3, final_scale, pixel_positions,
                                   polarization_factor, solid_angle)
 
 #: "Interpolate every term of this pixel": larger than any per-pixel term index.
@@ -292,7 +292,7 @@ def layer(plan: KernelPlan, spix: torch.Tensor, fpix: torch.Tensor, t: int) -> L
     pos = pixel_positions(spix, fpix, t * det.thickstep, pix0=det.pix0, fdet=det.fdet, sdet=det.sdet,
                           odet=det.odet, pixel_size=det.pixel_size, oversample=det.oversample,
                           curved=det.curved, distance=det.distance, beam_vector=plan.beam_vector)
-    R = torch.sqrt((pos * pos).sum(-1))
+    R = torch.sqrt(dot3(pos, pos))
     d = pos / R[..., None]
     omega = solid_angle(R, det.pixel_size, det.close_distance, det.point_pixel)
     if det.thickness != 0.0 or smp.oversample_thick:
@@ -303,7 +303,7 @@ def layer(plan: KernelPlan, spix: torch.Tensor, fpix: torch.Tensor, t: int) -> L
     survive = None
     if beam.dmin > 0.0:
         # The C drops a (sub-pixel, source) whose resolution 1/(2·stol) is finer than dmin.
-        stol = 0.5 * torch.sqrt((q * q).sum(-1))
+        stol = 0.5 * torch.sqrt(dot3(q, q))
         survive = ~((stol > 0.0) & (beam.dmin > 0.5 / stol))
     return Layer(pos, R, d, omega, capture, q, survive)
 
@@ -461,7 +461,7 @@ def evaluate(plan: KernelPlan, spix: torch.Tensor, fpix: torch.Tensor,
         omega_sum = omega_sum + omega_used.sum(1)
         omega_last = omega_used[:, -1]
         capture_last = ly.capture[:, -1] if ot else ly.capture[:, 0]
-        cos2 = (plan.incident[-1] * ly.d[:, -1]).sum(-1)
+        cos2 = dot3(plan.incident[-1], ly.d[:, -1])
 
         flat_survive = survive.reshape(P, U * S)
         layer_any, first_idx = _first_true(flat_survive)
@@ -586,7 +586,7 @@ def omega_sum(plan: KernelPlan, spix: torch.Tensor, fpix: torch.Tensor) -> torch
                                   sdet=det.sdet, odet=det.odet, pixel_size=det.pixel_size,
                                   oversample=det.oversample, curved=det.curved,
                                   distance=det.distance, beam_vector=plan.beam_vector)
-            omega = solid_angle(torch.sqrt((pos * pos).sum(-1)), det.pixel_size, det.close_distance,
+            omega = solid_angle(torch.sqrt(dot3(pos, pos)), det.pixel_size, det.close_distance,
                                 det.point_pixel)
             omega_first = omega[:, 0]
             total = total + (omega.sum() if smp.oversample_omega else omega_first.sum() * U)

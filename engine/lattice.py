@@ -58,7 +58,7 @@ def _sincg_into(v: torch.Tensor, n: float, out: torch.Tensor, zero: torch.Tensor
     out.sin_()
     torch.eq(x, 0, out=zero)
     out.div_(x.sin_())
-    return out.masked_fill_(zero, n)
+    return out.masked_fill_(zero, n) if bool(zero.any()) else out
 
 
 def square_inplace(h: torch.Tensor, k: torch.Tensor, l: torch.Tensor, Na: float, Nb: float, Nc: float,

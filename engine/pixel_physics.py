@@ -17,6 +17,21 @@ R_E_SQR = 7.94079248018965e-30
 RTD = 180.0 / math.pi
 
 
+def sum3(x: torch.Tensor) -> torch.Tensor:
+    """x[..., 0] + x[..., 1] + x[..., 2], added left to right like the C's dot products.
+
+    A matrix-vector product with ones: torch's reductions over a last axis of length 3 are about
+    ten times slower, and multiplying by 1 is exact, so the sum is the same.
+    """
+    ones = torch.ones(3, dtype=x.dtype, device=x.device)
+    return torch.mv(x.reshape(-1, 3), ones).reshape(x.shape[:-1])
+
+
+def dot3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Dot products over the last axis (length 3), broadcasting like ``(a * b).sum(-1)``."""
+    return sum3(a * b)
+
+
 def subpixel_grid(oversample: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(subS, subF) integer indices of the U = oversample² sub-pixels, slow-major like the C."""
     idx = torch.arange(oversample, device=device)
@@ -62,7 +77,7 @@ def solid_angle(R: torch.Tensor, pixel_size: float, close_distance: float, point
 def capture_fraction(diffracted: torch.Tensor, odet: torch.Tensor, layer: int, thickstep: float,
                      mu: float) -> torch.Tensor:
     """Fraction absorbed in layer ``layer``: Beer-Lambert between its faces along the ray."""
-    parallax = (diffracted * odet).sum(-1)
+    parallax = dot3(diffracted, odet)
     return (torch.exp(-layer * thickstep * mu / parallax)
             - torch.exp(-(layer + 1) * thickstep * mu / parallax))
 
@@ -70,7 +85,7 @@ def capture_fraction(diffracted: torch.Tensor, odet: torch.Tensor, layer: int, t
 def polarization_factor(kahn: float, incident: torch.Tensor, diffracted: torch.Tensor,
                         axis: torch.Tensor) -> torch.Tensor:
     """Kahn polarization factor for unit incident/diffracted directions (broadcast, last dim 3)."""
-    cos2theta = (incident * diffracted).sum(-1)
+    cos2theta = dot3(incident, diffracted)
     cos2theta_sqr = cos2theta * cos2theta
     sin2theta_sqr = 1.0 - cos2theta_sqr
     if kahn == 0.0:
@@ -80,7 +95,7 @@ def polarization_factor(kahn: float, incident: torch.Tensor, diffracted: torch.T
     b_in = b_in / b_in.norm(dim=-1, keepdim=True)
     e_in = torch.linalg.cross(incident, b_in, dim=-1)
     e_in = e_in / e_in.norm(dim=-1, keepdim=True)
-    psi = -torch.atan2((diffracted * b_in).sum(-1), (diffracted * e_in).sum(-1))
+    psi = -torch.atan2(dot3(diffracted, b_in), dot3(diffracted, e_in))
     return 0.5 * (1.0 + cos2theta_sqr - kahn * torch.cos(2.0 * psi) * sin2theta_sqr)
 
 
