@@ -221,7 +221,7 @@ def run(argv: Sequence[str], *, mode: str = "spec", device: str = "cpu",
     lines.append("writing %s as 2-byte integers" % o.intfile)
     fields = smv_header_fields(setup) if write_outputs else None
     if write_outputs:
-        write(o.intfile, lambda p: write_smv(p, ints, fields, kind="int"))
+        write(o.intfile, lambda p: write_smv(p, ints, fields, kind="int", c_overflow=setup.reproduces("smv-header-overflow")))
 
     pscale = None
     if o.write_pgm:
@@ -241,7 +241,7 @@ def run(argv: Sequence[str], *, mode: str = "spec", device: str = "cpu",
         pixels, photons, overloads = noise_int_image(deviates, o.adc_offset, roi=roi, int_pixels=ints)
         lines.append("%.0f photons on noise image (%d overloads)" % (photons, overloads))
         lines.append("writing %s as 2-byte integers" % o.noisefile)
-        write(o.noisefile, lambda p: write_smv(p, pixels, fields, kind="noise"))
+        write(o.noisefile, lambda p: write_smv(p, pixels, fields, kind="noise", c_overflow=setup.reproduces("smv-header-overflow")))
         noise = {"noise_photons": photons, "noise_overloads": overloads}
 
     stats = {

@@ -112,6 +112,18 @@ DEFECTS: tuple[CDefect, ...] = (
         triggers=("-sourcefile",),
     ),
     CDefect(
+        id="smv-header-overflow",
+        title="SMV headers longer than 512 bytes overflow into the pixel data",
+        c_behaviour=("The -intfile/-noisefile writer declares HEADER_BYTES=512 and pads to 512, but a "
+                     "longer header (large detectors, long numbers, e.g. supervisor: 518 bytes) is "
+                     "written whole, so the pixels start after byte 512 and readers see shifted data."),
+        spec_behaviour="HEADER_BYTES grows to the next multiple of 512 and the header is padded to it.",
+        c_parity="Write the long header unpadded, as the C does.",
+        signature=(),
+        triggers=("-intfile", "-intimage", "-noisefile", "-noiseimage"),
+        c_lines="3548-3566, 3647-3665",
+    ),
+    CDefect(
         id="smv-no-byteswap",
         title="-mask / -img pixel data are read without byte swapping",
         c_behaviour="The C reads SMV pixel data in native byte order whatever BYTE_ORDER says.",

@@ -361,10 +361,14 @@ def header_text(fields: SMVHeaderFields, kind: str = "int") -> str:
 
 
 def write_smv(path: str | Path, pixels: np.ndarray | torch.Tensor, fields: SMVHeaderFields, *,
-              kind: str = "int") -> bytes:
+              kind: str = "int", c_overflow: bool = False) -> bytes:
     """Write an SMV file byte for byte as the C's -intfile (kind="int") or -noisefile ("noise").
 
     pixels: (spixels, fpixels) values 0..65535, written little-endian. Returns the bytes written.
+    A header longer than 512 bytes (large detectors with long numbers) is written as the C does
+    when ``c_overflow`` (C defect smv-header-overflow: the pixels then start after the text, not
+    at the declared 512); otherwise HEADER_BYTES grows to the next multiple of 512, so the file
+    stays readable.
     """
     arr = pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
     if arr.shape != (fields.spixels, fields.fpixels):
@@ -375,9 +379,11 @@ def write_smv(path: str | Path, pixels: np.ndarray | torch.Tensor, fields: SMVHe
             raise ValueError("SMV pixels must lie in 0..65535")
         arr = arr.astype(np.uint16)
     head = header_text(fields, kind).encode("latin-1")
-    if len(head) > 512:
-        raise ValueError(f"SMV header text is {len(head)} bytes, more than the 512 it declares")
-    blob = head + b" " * (512 - len(head)) + np.ascontiguousarray(arr, dtype="<u2").tobytes()
+    size = 512
+    if len(head) > size and not c_overflow:
+        size = -(-(len(head) + 2) // 512) * 512   # room for the wider HEADER_BYTES value too
+        head = head.replace(b"HEADER_BYTES=512;", b"HEADER_BYTES=%d;" % size, 1)
+    blob = head + b" " * max(0, size - len(head)) + np.ascontiguousarray(arr, dtype="<u2").tobytes()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(blob)

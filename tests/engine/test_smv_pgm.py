@@ -212,3 +212,29 @@ def test_pgm_bytes_layout():
     image = np.array([[0.0, 10.0, 100.0]], dtype=np.float32)
     data = pgm_bytes(image, 2.9, roi=(0, 1, 0, 0))
     assert data == b"P5\n3 1\n# pixels scaled by 2.9\n255\n" + bytes([0, 29, 0])
+
+
+def _long_header_fields() -> SMVHeaderFields:
+    # Numbers with many significant digits, as a large tilted detector gives: > 512 bytes of text.
+    return SMVHeaderFields(fpixels=3, spixels=2, pixel_size=1.72123e-4, distance=0.231274661,
+                           wavelength=9.76812e-11, Xbeam=0.2177422951, Ybeam=0.2139070801,
+                           Fbeam=0.2178891234, Sbeam=0.2150431234, detsize_s=0.4346441234,
+                           dials_origin=(-230.192414, 216.343050, 216.475836), ORGX=1266.8123456,
+                           ORGY=1250.2123456, close_distance=0.2312718261, phi0=0.0123456,
+                           osc=0.00174533, twotheta=0.0123456)
+
+
+def test_long_header_grows_in_spec_and_overflows_as_the_c(tmp_path):
+    """smv-header-overflow: the C writes a >512-byte header unpadded under HEADER_BYTES=512."""
+    fields = _long_header_fields()
+    text = header_text(fields).encode("latin-1")
+    assert len(text) > 512, "fixture must exceed 512 bytes to exercise the overflow"
+    pixels = np.arange(6, dtype=np.uint16).reshape(2, 3)
+
+    c_blob = write_smv(tmp_path / "c.img", pixels, fields, c_overflow=True)
+    assert c_blob[:len(text)] == text and len(c_blob) == len(text) + pixels.nbytes
+
+    spec = tmp_path / "spec.img"
+    blob = write_smv(spec, pixels, fields)
+    assert b"HEADER_BYTES=1024;" in blob[:32] and len(blob) == 1024 + pixels.nbytes
+    assert read_image(spec).tolist() == pixels.tolist()
