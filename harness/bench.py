@@ -48,7 +48,7 @@ from harness.cases import Case, Registry, strip_output_flags
 from harness.compare import ImageThreshold, image_metrics
 from harness.errors import HarnessError, UsageError
 from harness.evidence import EvidenceDir
-from harness.runners.base import sha256_file
+from harness.runners.base import sha256_file, stage_inputs
 
 SCHEMA = "nbparity-bench/1"
 #: Evidence goes to results/<EVIDENCE_NAME>/<stamp>/bench.json.
@@ -295,16 +295,11 @@ def _read_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _stage_inputs(bc: BenchCase, workdir: Path) -> None:
-    for rel in bc.inputs:
-        src = bc.data_root / rel
+    sources = {rel: bc.data_root / rel for rel in bc.inputs}
+    for rel, src in sources.items():
         if not src.is_file():
             raise HarnessError(f"case {bc.name}: input {rel!r} not found at {src}")
-        dst = workdir / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            dst.symlink_to(src.resolve())
-        except OSError:
-            shutil.copy2(src, dst)
+    stage_inputs(sources, workdir)
 
 
 def engine_command(bc: BenchCase, floatfile: Path, *, dtype: str, device: str,

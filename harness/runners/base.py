@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol
@@ -78,6 +79,18 @@ def check_inputs(request: RunRequest) -> dict[str, Path]:
             raise InputError(f"case {request.case.name}: input {rel!r} not found at {p} "
                              f"(data root {request.data_root}; set NB_GOLDEN_DIR or --golden-dir)")
     return paths
+
+
+def stage_inputs(inputs: dict[str, Path], workdir: Path) -> None:
+    """Link each input into ``workdir`` under its argv-relative name (copy where links fail), so a
+    command sees the same relative paths as the recording while its cwd stays private."""
+    for rel, src in inputs.items():
+        dst = workdir / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dst.symlink_to(src.resolve())
+        except OSError:
+            shutil.copy2(src, dst)
 
 
 def check_image(image: np.ndarray, who: str) -> Optional[str]:

@@ -18,7 +18,7 @@ from typing import Optional
 from harness import floatimage, traces
 from harness.errors import RunnerFailure
 from harness.paths import REPO_ROOT
-from harness.runners.base import RunOutput, RunRequest, check_image, check_inputs, sha256_file
+from harness.runners.base import RunOutput, RunRequest, check_image, check_inputs, sha256_file, stage_inputs
 
 FLOAT_NAME = "floatimage.bin"
 # Variables that make the instrumented C print extra line families.
@@ -74,13 +74,7 @@ class CRunner:
         try:
             # The argv names inputs relative to the data root; links keep it byte-identical to
             # the recorded command while the cwd stays private to this run.
-            for rel, src in inputs.items():
-                dst = workdir / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    dst.symlink_to(src.resolve())
-                except OSError:
-                    shutil.copy2(src, dst)
+            stage_inputs(inputs, workdir)
             argv = self.command(request, binary, workdir)
             base = dict(runner=self.name, argv=tuple(argv), cwd=str(workdir), env=pinned,
                         trace_supported=request.reference.traced,
