@@ -24,6 +24,8 @@ class CDefect:
     #: argv tokens (flags, or a value such as ``random``) one of which must be present for the
     #: defect to matter; empty: always.
     triggers: tuple[str, ...] = ()
+    #: argv tokens whose presence rules the defect out (e.g. -nointerpolate).
+    blockers: tuple[str, ...] = ()
     c_lines: str = ""
 
 
@@ -98,6 +100,7 @@ DEFECTS: tuple[CDefect, ...] = (
         signature=("F_cell", "I_before_scaling", "I_pixel_final", "floatimage_accumulated"),
         # Interpolation needs structure factors from a file (it is forced off without them).
         triggers=("-hkl",),
+        blockers=("-nointerpolate",),
         c_lines="3254-3273, 3320",
     ),
     CDefect(

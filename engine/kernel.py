@@ -342,7 +342,9 @@ def miller(plan: KernelPlan, q: torch.Tensor, first_sweep: Optional[torch.Tensor
         hkl = []
         for i, name in enumerate("hkl"):
             buf = ws.get(name, (P, U, S, J, M), q.dtype, q.device)
-            torch.mm(qf, plan.cell_normal[i].T, out=buf.view(-1, J * M))
+            # A contiguous (3, J·M) right operand: the same products and sums, about twice
+            # as fast as the transposed view (BLAS takes the other layout path).
+            torch.mm(qf, plan.cell_normal[i].T.contiguous(), out=buf.view(-1, J * M))
             if first_sweep is not None:
                 buf[first_sweep] = torch.matmul(q[first_sweep], plan.cell_first[i].T).reshape(-1, J, M)
             hkl.append(buf)

@@ -56,9 +56,13 @@ def _sincg_into(v: torch.Tensor, n: float, out: torch.Tensor, zero: torch.Tensor
     x = v.mul_(math.pi)
     torch.mul(x, n, out=out)
     out.sin_()
-    torch.eq(x, 0, out=zero)
+    # One allocation-free pass to see whether any x is ±0 (NaN counts as non-zero, as x == 0 is
+    # false for it); the mask is built only then.
+    has_zero = int(torch.count_nonzero(x)) < x.numel()
+    if has_zero:
+        torch.eq(x, 0, out=zero)
     out.div_(x.sin_())
-    return out.masked_fill_(zero, n) if bool(zero.any()) else out
+    return out.masked_fill_(zero, n) if has_zero else out
 
 
 def square_inplace(h: torch.Tensor, k: torch.Tensor, l: torch.Tensor, Na: float, Nb: float, Nc: float,

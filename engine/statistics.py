@@ -39,9 +39,10 @@ def image_stats(float_image: torch.Tensor, rendered: torch.Tensor, roi: tuple[in
     values = float_image.detach().to(torch.float64)
     everywhere = bool(rendered.all())       # then the masking below changes nothing: skip it
     flat = values.reshape(-1) if everywhere else torch.where(rendered, values, torch.zeros_like(values)).reshape(-1)
-    n = int(rendered.sum())
+    n = rendered.numel() if everywhere else int(rendered.sum())
     total = float(flat.sum())
-    sumsqr = float((flat * flat).sum())
+    scratch = flat * flat                   # reused below for the rmsd pass (no new image-sized buffers)
+    sumsqr = float(scratch.sum())
 
     max_I, max_x, max_y, where = 0.0, 0.0, 0.0, None
     candidates = flat if everywhere else torch.where(rendered.reshape(-1), flat, torch.full_like(flat, -math.inf))
@@ -68,8 +69,13 @@ def image_stats(float_image: torch.Tensor, rendered: torch.Tensor, roi: tuple[in
         roi_vals = torch.where(rendered[max(smin, 0):smax + 1, max(fmin, 0):fmax + 1], roi_vals,
                                torch.zeros_like(roi_vals))
     m = roi_vals.numel()
-    dev = roi_vals - mean
-    rmsd = math.sqrt(float((dev * dev).sum()) / ((m if m > 1 else 2) - 1))
+    if scratch.numel() == m and not scratch.requires_grad:
+        # The same element-wise values and the same contiguous (rows, cols) sum as
+        # ``((roi_vals - mean) ** 2).sum()``, written into the buffer already allocated.
+        dev = torch.sub(roi_vals, mean, out=scratch.view(roi_vals.shape))
+    else:
+        dev = roi_vals - mean
+    rmsd = math.sqrt(float(dev.mul_(dev).sum()) / ((m if m > 1 else 2) - 1))
     return ImageStats(max_I, max_x, max_y, where, mean, rms, rmsd, n)
 
 

@@ -36,6 +36,8 @@ def _zero_tics(rows: Iterable[Row]) -> set[int]:
 
 
 def _triggered(defect: registry.CDefect, argv: Sequence[str]) -> bool:
+    if any(t in argv for t in defect.blockers):
+        return False
     return not defect.triggers or any(t in argv for t in defect.triggers)
 
 

@@ -225,6 +225,9 @@ def header_geometry(header: Mapping[str, str], *, is_mask: bool = False,
 # Writing
 # ---------------------------------------------------------------------------------------------
 def _as_float32(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """The image as float32 values (read-only use: a float32 array comes back as it is)."""
+    if isinstance(image, np.ndarray) and image.dtype == np.float32:
+        return image                     # float32 → float64 → float32 would change nothing
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().to(torch.float64).numpy()
     return np.asarray(image, dtype=np.float64).astype(np.float32)
@@ -257,21 +260,35 @@ def int_image(float_image: torch.Tensor | np.ndarray, scale: float, adc: float =
     NaN pixels become 0 (what the C's float-to-integer conversion leaves on x86).
     """
     values = _as_float32(float_image)
-    inside = _roi_mask(values.shape, roi)
+    inside = None if _covers(values.shape, roi) else _roi_mask(values.shape, roi)
     if scale <= 0.0:
         # The C's max_I: the running maximum (from 0) over the ROI's pixels; NaN never wins.
-        candidates = values[inside & ~np.isnan(values)]
+        keep = ~np.isnan(values) if inside is None else inside & ~np.isnan(values)
+        candidates = values[keep]
         max_I = max(float(candidates.max()), 0.0) if candidates.size else 0.0
         scale = int_scale(scale, max_I)
-    test = values.astype(np.float64) * scale + adc
-    test = np.where(test > 65535.0, 65535.0, test)
-    test = np.where(test < 0.0, 0.0, test)
-    # The C rounds v + 0.5 to float before flooring, which matters just below a half.
-    with np.errstate(invalid="ignore"):
-        rounded = np.floor((test + 0.5).astype(np.float32))
-        out = np.where(np.isnan(rounded), 0, rounded).astype(np.uint16)
-    out[~inside] = 0
+    # In place on one float64 buffer: v·scale + adc in double, clamped to [0, 65535] (fmax first
+    # sends NaN to 0, which is where the C's conversion leaves it), then v + 0.5 rounded to float
+    # before flooring, which matters just below a half; the values are ≥ 0.5 by then, so the
+    # truncating cast to uint16 is the floor.
+    test = values.astype(np.float64)
+    test *= scale
+    test += adc
+    np.fmax(test, 0.0, out=test)
+    np.minimum(test, 65535.0, out=test)
+    test += 0.5
+    out = test.astype(np.float32).astype(np.uint16)
+    if inside is not None:
+        out[~inside] = 0
     return out
+
+
+def _covers(shape: tuple[int, int], roi: Optional[tuple[int, int, int, int]]) -> bool:
+    """Whether the ROI (fmin, fmax, smin, smax), inclusive, contains every pixel."""
+    if roi is None:
+        return True
+    fmin, fmax, smin, smax = roi
+    return fmin <= 0 and smin <= 0 and fmax >= shape[1] - 1 and smax >= shape[0] - 1
 
 
 def noise_int_image(noise: torch.Tensor | np.ndarray, adc: float = 40.0, *,

@@ -80,6 +80,13 @@ def test_triggered_defect_needs_its_flag():
     assert lab.defect_ids == ("oversample-running-sum",)
 
 
+def test_blocker_rules_a_defect_out():
+    """F_cell alone diverging: interpolate-oob-nearest explains it with -hkl, not with -nointerpolate."""
+    r = rows("TRACE_C: F_cell 1\n", "TRACE_PY: F_cell 2\n")
+    assert labels.label(r, ["-hkl", "x.hkl"], "spec", True).defect_ids == ("interpolate-oob-nearest",)
+    assert labels.label(r, ["-hkl", "x.hkl", "-nointerpolate"], "spec", True).text == "regression"
+
+
 def test_no_divergence_no_label(c_text):
     assert labels.label(rows(c_text, traces.to_engine_prefix(c_text)), PHI_ARGV, "spec", True) is None
 
