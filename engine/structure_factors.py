@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from engine.config import StructureFactors
-from engine.io.errors import InputFileError
+from engine.io.errors import InputFileError, read_input_text
 
 
 #: A plain decimal number; nan, inf and Python-only spellings (``1_0``) are refused.
@@ -64,11 +64,7 @@ def read_hkl(path: str | Path, default_F: float = 0.0, *, dtype=torch.float64,
     so a file the engine accepted would not run in the C.
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("latin-1")
-    except OSError as exc:
-        raise InputFileError(f"-hkl {path}: cannot read the structure-factor file "
-                             f"({exc.strerror or exc}); check the path") from None
+    text = read_input_text(path, "-hkl", "structure-factor file")
     body = text
     toks = body.split()
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from engine.io.errors import InputFileError
+from engine.io.errors import InputFileError, read_input_text
 
 #: A plain decimal number (what a MOSFLM matrix holds); no nan/inf, no Python-only spellings.
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -26,11 +26,7 @@ def read_mosflm_matrix(path: str | Path, *, dtype=torch.float64,
     silently with the zeros of a missing file).
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("latin-1")
-    except OSError as exc:
-        raise InputFileError(f"-mat {path}: cannot read the matrix file "
-                             f"({exc.strerror or exc}); check the path") from None
+    text = read_input_text(path, "-mat", "matrix file")
     numbers: list[float] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         for tok in line.split():
