@@ -322,13 +322,9 @@ def test_run_measured_kills_on_timeout(tmp_path):
 
 
 def _parse(*argv: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="nbparity")
-    p.add_argument("--cases-dir")
-    p.add_argument("--golden-dir")
-    p.add_argument("--results-dir")
-    sub = p.add_subparsers(dest="command", required=True)
-    bench_cli.register_subcommand(sub)
-    return p.parse_args(list(argv))
+    """Parsed by nbparity's own parser, so the bench wiring in harness/cli.py is tested too."""
+    from harness.cli import build_parser
+    return build_parser().parse_args(list(argv))
 
 
 def test_cli_defaults_and_quick(monkeypatch):

@@ -18,13 +18,8 @@ from tests.harness.test_bisect import FAKE_HARNESS, git_identity, make_repo  # n
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nbparity")
-    p.add_argument("--cases-dir")
-    p.add_argument("--golden-dir")
-    p.add_argument("--results-dir")
-    sub = p.add_subparsers(dest="command", required=True)
-    service_cli.register_subcommands(sub)
-    return p
+    """nbparity's own parser, so the service wiring in harness/cli.py is tested too."""
+    return cli.build_parser()
 
 
 def run(capsys, argv):
@@ -123,7 +118,6 @@ def test_handle_ignores_other_commands_and_fits_the_main_parser():
     assert service_cli.handle(argparse.Namespace(command="run"), Console(), Console()) is None
     p = cli.build_parser()
     sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    if not all(c in sub.choices for c in service_cli.COMMANDS):  # not wired into cli.py yet
-        service_cli.register_subcommands(sub)
+    assert all(c in sub.choices for c in service_cli.COMMANDS), "service commands not wired into cli.py"
     args = p.parse_args(["--results-dir", "/tmp/x", "history", "c1", "--key", "k_frac"])
     assert (args.command, args.case, args.key, args.results_dir) == ("history", "c1", "k_frac", "/tmp/x")
