@@ -15,7 +15,7 @@ GATE_ARGS   ?=
 BENCH_ARGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow parity gate bench import clean
+.PHONY: help install test test-slow parity gate bench import clean lint
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,6 +36,14 @@ test: install ## run the test suite (full-frame cases excluded; installs on firs
 
 test-slow: install ## run only the full-detector (slow) tests
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m slow $(PYTEST_ARGS)
+
+lint: install ## size/complexity limits (ruff, pylint) and layer contracts (import-linter)
+	@$(BIN)/python -c "import ruff, importlinter, pylint" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[lint]"
+	@status=0; \
+	$(BIN)/ruff check engine harness tests || status=1; \
+	$(BIN)/pylint --disable=all --enable=too-many-lines --max-module-lines=400 --score=n engine harness || status=1; \
+	$(BIN)/lint-imports || status=1; \
+	exit $$status
 
 parity: install ## compare engine and C on one case: make parity CASE=supervisor
 	$(BIN)/nbparity run $(CASE)

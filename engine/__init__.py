@@ -1,6 +1,6 @@
 """The PyTorch nanoBragg.
 
-Public API (imported lazily, so that ``engine.trace`` and ``engine.defects`` stay cheap to import
+Public API (imported lazily, so that ``engine.outputs.trace`` and ``engine.config.defects`` stay cheap to import
 for the harness)::
 
     from engine import run, build_setup, render
@@ -8,7 +8,7 @@ for the harness)::
                  mode="spec", device="cpu", dtype=torch.float64)
     result.image            # (slow, fast) tensor
 
-    setup = build_setup(argv)             # typed, frozen SimulationSetup (engine.config)
+    setup = build_setup(argv)             # typed, frozen SimulationSetup (engine.config.model)
     image = render(setup.to("cuda")).image  # any device / dtype; differentiable
 """
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 
 _EXPORTS = {
     "run": "engine.api", "EngineRun": "engine.api",
-    "build_setup": "engine.setup",
-    "render": "engine.simulate", "RenderResult": "engine.simulate",
-    "SimulationSetup": "engine.config", "DetectorConfig": "engine.config", "BeamConfig": "engine.config",
-    "CrystalConfig": "engine.config", "StructureFactors": "engine.config", "SamplingConfig": "engine.config",
-    "Mode": "engine.config",
+    "build_setup": "engine.config.setup",
+    "render": "engine.render.simulate", "RenderResult": "engine.render.simulate",
+    "SimulationSetup": "engine.config.model", "DetectorConfig": "engine.config.model", "BeamConfig": "engine.config.model",
+    "CrystalConfig": "engine.config.model", "StructureFactors": "engine.config.model", "SamplingConfig": "engine.config.model",
+    "Mode": "engine.config.model",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -15,13 +15,13 @@ from typing import Collection, Optional, Sequence
 import numpy as np
 import torch
 
-from engine.config import SimulationSetup
+from engine.config.model import SimulationSetup
 from engine.io.errors import OutputFileError
 from engine.io.floatimage import write_floatimage
 from engine.io.pgm import c_rmsd, pgm_bytes, pgm_scale
 from engine.io.smv import SMVHeaderFields, int_image, int_scale, noise_int_image, write_smv
-from engine.simulate import RenderResult, render
-from engine.statistics import summary_lines
+from engine.render.simulate import RenderResult, render
+from engine.outputs.statistics import summary_lines
 
 
 @dataclass
@@ -99,8 +99,8 @@ def _dot(a: Sequence[float], b: Sequence[float]) -> float:
 
 def smv_header_fields(setup: SimulationSetup) -> SMVHeaderFields:
     """What the C writes into the -intfile / -noisefile headers, from the resolved set-up."""
-    from engine.crystal import phi_sampling
-    from engine.detector import pixel_counts
+    from engine.sample.crystal import phi_sampling
+    from engine.geometry.detector import pixel_counts
 
     det, o = setup.detector, setup.options
     pix0, fdet, sdet = _vec(det.pix0), _vec(det.fdet), _vec(det.sdet)
@@ -131,7 +131,7 @@ def _first_non_finite(float_image: np.ndarray) -> Optional[tuple[int, tuple[int,
 
 def _render(setup: SimulationSetup, trace_only: bool, chunk_pixels, memory_budget_bytes) -> RenderResult:
     if trace_only:
-        import engine.simulate as simulate
+        import engine.render.simulate as simulate
         fast = getattr(simulate, "render_trace_only", None)
         if fast is not None:
             return fast(setup)
@@ -153,11 +153,11 @@ def run(argv: Sequence[str], *, mode: str = "spec", device: str = "cpu",
     write_outputs: False writes no file, and skips the Poisson draw (its two console lines are
     then missing); the other console lines are the same.
     defects: registered C defect ids to reproduce (default: all in c-parity, none in spec mode).
-    trace_only: compute only the traced pixel when ``engine.simulate.render_trace_only`` exists
+    trace_only: compute only the traced pixel when ``engine.render.simulate.render_trace_only`` exists
     (else the full frame); the rest of the image is then not meaningful, so no file is written.
     check_finite: raise ``NonFiniteImageError`` before writing anything if any pixel is NaN/inf.
     """
-    from engine.setup import build_setup
+    from engine.config.setup import build_setup
 
     argv = list(argv)
     if trace_only:
@@ -235,7 +235,7 @@ def run(argv: Sequence[str], *, mode: str = "spec", device: str = "cpu",
 
     noise = {}
     if o.calculate_noise and write_outputs:
-        from engine.rng import poisson_noise
+        from engine.sample.rng import poisson_noise
 
         deviates = poisson_noise(float_image, -seed_word, roi=roi)
         pixels, photons, overloads = noise_int_image(deviates, o.adc_offset, roi=roi, int_pixels=ints)

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
-from engine.options import Options, UsageError
+from engine.config.options import Options, UsageError
 
 DEG = math.pi / 180.0
 
@@ -347,7 +347,7 @@ def split_long_options(argv: Sequence[str]) -> tuple[list[str], dict[str, object
             if field == "dtype" and val not in DTYPES:
                 raise UsageError(f"{name}: expected one of {', '.join(DTYPES)}, got {val!r}")
             if field == "defects":
-                from engine.defects import parse_ids
+                from engine.config.defects import parse_ids
                 try:
                     val = parse_ids(val)
                 except ValueError as exc:
@@ -464,7 +464,7 @@ outputs (as the C; relative names go into the current directory):
 
 our options:
   --mode spec|c-parity   spec (default): the physics as intended. c-parity: reproduce every
-                         registered defect of the C (see engine/defects.py). --phi-mode is a synonym.
+                         registered defect of the C (see engine/config/defects.py). --phi-mode is a synonym.
   --c-defects IDS        comma-separated defect ids to reproduce instead (or all / none), e.g.
                          pix0-vector-ignored,phi0-stale-rotation
   --device DEV           torch device (default cpu)

@@ -3,7 +3,7 @@
 Pixel = (unsigned char) min(v·scale, 255), truncated toward zero; pixels outside the ROI are 0.
 Scale ≤ 0 selects the C's automatic scale: 250/(5·rmsd) when the image has a spread, else the
 int-image scale. rmsd is the C's (deviation from the mean of the rendered pixels, summed over the
-whole ROI, masked pixels counted as 0; see engine.statistics).
+whole ROI, masked pixels counted as 0; see engine.outputs.statistics).
 """
 from __future__ import annotations
 

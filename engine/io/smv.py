@@ -294,7 +294,7 @@ def _covers(shape: tuple[int, int], roi: Optional[tuple[int, int, int, int]]) ->
 def noise_int_image(noise: torch.Tensor | np.ndarray, adc: float = 40.0, *,
                     roi: Optional[tuple[int, int, int, int]] = None,
                     int_pixels: Optional[np.ndarray] = None) -> tuple[np.ndarray, float, int]:
-    """The C's -noisefile pixels from Poisson deviates (``engine.rng.poisson_noise``).
+    """The C's -noisefile pixels from Poisson deviates (``engine.sample.rng.poisson_noise``).
 
     Returns (uint16 pixels, photon sum as the C prints it with %.0f, overload count). Inside the
     ROI: (int)(deviate + adc), capped at 65535 (counted as an overload). Outside the ROI the C leaves

@@ -9,7 +9,7 @@ from typing import Any, Optional, Protocol
 
 import numpy as np
 
-from harness.cases import Case, Reference
+from harness.registry.cases import Case, Reference
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def sha256_bytes(data: bytes) -> str:
 
 def check_inputs(request: RunRequest) -> dict[str, Path]:
     """Every input the case names must exist under the data root (exit 2 otherwise)."""
-    from harness.errors import InputError
+    from harness.model.errors import InputError
 
     paths = request.input_paths()
     for rel, p in paths.items():

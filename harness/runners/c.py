@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from harness import floatimage, traces
-from harness.errors import RunnerFailure
-from harness.paths import REPO_ROOT
+from harness.references import floatimage
+from harness.compare import traces
+from harness.model.errors import RunnerFailure
+from harness.model.paths import REPO_ROOT
 from harness.runners.base import RunOutput, RunRequest, check_image, check_inputs, sha256_file, stage_inputs
 
 FLOAT_NAME = "floatimage.bin"

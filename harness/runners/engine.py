@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from harness.errors import RunnerFailure
+from harness.model.errors import RunnerFailure
 from harness.runners.base import RunOutput, RunRequest, check_inputs
 
 DTYPES = ("float64", "float32")
@@ -105,7 +105,7 @@ def defects_for(request: RunRequest) -> Optional[list[str]]:
     ref = request.reference
     if ref.kind != "fixed-c" or not ref.fixes:
         return None
-    from engine.defects import DEFECTS  # noqa: PLC0415
+    from engine.config.defects import DEFECTS  # noqa: PLC0415
 
     return [d.id for d in DEFECTS if d.id not in ref.fixes]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from harness import recordings, traces
-from harness.errors import ReferenceDataError, RunnerFailure, UsageError
+from harness.references import recordings
+from harness.compare import traces
+from harness.model.errors import ReferenceDataError, RunnerFailure, UsageError
 from harness.runners.base import RunOutput, RunRequest, check_image
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from engine import cli
 from engine.cli import parse_argv, split_long_options
-from engine.options import Options, UsageError
+from engine.config.options import Options, UsageError
 from tests.conftest import golden_root
 
 DEG = math.pi / 180

@@ -8,12 +8,12 @@ import re
 import pytest
 import torch
 
-from engine import crystal as xtal
-from engine.config import StructureFactors
+from engine.sample import crystal as xtal
+from engine.config.model import StructureFactors
 from engine.io.errors import InputFileError
 from engine.io.matrix import read_mosflm_matrix
-from engine.setup import build_setup
-from engine.structure_factors import choose_interpolation, lookup_nearest, read_hkl
+from engine.config.setup import build_setup
+from engine.sample.structure_factors import choose_interpolation, lookup_nearest, read_hkl
 from tests.conftest import golden_root
 
 DEG = math.pi / 180

@@ -8,10 +8,10 @@ import re
 import pytest
 import torch
 
-from engine.conventions import BeamCentreInput, resolve
-from engine.detector import (clean_basis, detector_geometry, pixel_counts, rotate_about_axis,
+from engine.geometry.conventions import BeamCentreInput, resolve
+from engine.geometry.detector import (clean_basis, detector_geometry, pixel_counts, rotate_about_axis,
                              rotation_matrices, thickness_layers)
-from engine.setup import build_setup
+from engine.config.setup import build_setup
 from tests.conftest import golden_root
 
 DEG = math.pi / 180

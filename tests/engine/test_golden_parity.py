@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from engine.api import EngineRun, run
-from engine.defects import ALL_IDS
+from engine.config.defects import ALL_IDS
 from engine.io.floatimage import read_floatimage
 from tests.conftest import golden_root
 
@@ -209,7 +209,7 @@ def test_spec_image_where_no_defect_applies(golden_dir, name):
 @pytest.mark.parity
 def test_spec_phi_carryover_differs_only_at_phi_zero(golden_dir):
     """phi0-stale-rotation: spec mode departs from the C at φ step 0 (φ = 0) and nowhere upstream."""
-    from engine.defects import get
+    from engine.config.defects import get
 
     c = parse_trace(golden_stdout("phi_carryover"), "TRACE_C")
     py = parse_trace(engine_run("phi_carryover", "spec").stdout, "TRACE_PY")

@@ -9,8 +9,8 @@ import pytest
 from engine import cli
 from engine.io.errors import InputFileError
 from engine.io.matrix import read_mosflm_matrix
-from engine.sources import read_sourcefile
-from engine.structure_factors import read_hkl
+from engine.sample.sources import read_sourcefile
+from engine.sample.structure_factors import read_hkl
 
 BASE = ["-default_F", "10", "-detpixels", "8", "-N", "2", "-nonoise", "-nopgm", "-noprogress"]
 CELL = ["-cell", "50", "50", "50", "90", "90", "90"]

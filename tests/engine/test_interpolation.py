@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.interpolation import in_range, tricubic
+from engine.sample.interpolation import in_range, tricubic
 
 
 def _read_hkl_for_test(path: Path) -> tuple[torch.Tensor, int, int, int]:

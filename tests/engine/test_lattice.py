@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from engine import lattice
+from engine.sample import lattice
 from tests.engine.test_golden_parity import case_json, golden_stdout, parse_trace
 
 def _close(a: float, c: float) -> bool:

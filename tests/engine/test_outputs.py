@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine.simulate
+import engine.render.simulate
 from engine import api, cli
 from engine.io.floatimage import read_floatimage
 
@@ -173,7 +173,7 @@ def test_cli_exits_3_on_a_nan_image(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_reports_one_bad_pixel_by_position(tmp_path, capsys, monkeypatch):
-    real = engine.simulate.render
+    real = engine.render.simulate.render
 
     def poisoned(setup, **kw):
         result = real(setup, **kw)
@@ -202,9 +202,9 @@ def test_trace_only_uses_render_trace_only_when_present(monkeypatch, tmp_path):
 
     def fake(setup):
         calls.append(setup)
-        return engine.simulate.render(setup)
+        return engine.render.simulate.render(setup)
 
-    monkeypatch.setattr(engine.simulate, "render_trace_only", fake, raising=False)
+    monkeypatch.setattr(engine.render.simulate, "render_trace_only", fake, raising=False)
     res = api.run(TINY + ["-trace_pixel", "2", "3"], workdir=tmp_path, trace_only=True)
     assert len(calls) == 1 and res.trace == full.trace
     assert set(vars(res)) == set(vars(full))
@@ -212,7 +212,7 @@ def test_trace_only_uses_render_trace_only_when_present(monkeypatch, tmp_path):
 
 
 def test_trace_only_falls_back_to_the_full_render(monkeypatch):
-    monkeypatch.delattr(engine.simulate, "render_trace_only", raising=False)
+    monkeypatch.delattr(engine.render.simulate, "render_trace_only", raising=False)
     full = api.run(TINY + ["-trace_pixel", "2", "3"], write_outputs=False)
     res = api.run(TINY + ["-trace_pixel", "2", "3"], write_outputs=False, trace_only=True)
     assert np.array_equal(res.float_image, full.float_image) and res.trace == full.trace

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine import rng as rng_module
+from engine.sample import rng as rng_module
 from engine.io.floatimage import read_floatimage
-from engine.rng import (CRandom, mosaic_umats, poisson_noise, random_misset_angles,
+from engine.sample.rng import (CRandom, mosaic_umats, poisson_noise, random_misset_angles,
                         random_misset_umat, umat_to_misset, uniform_random_rotation)
 
 RTD = 180.0 / math.pi

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from tests.conftest import golden_root
-from engine.options import UsageError
-from engine.setup import build_setup
+from engine.config.options import UsageError
+from engine.config.setup import build_setup
 
 ATOL, RTOL = 1e-6, 1e-9
 _NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:inf|nan)")
@@ -144,7 +144,7 @@ def test_interpolation_auto_choice_matches_c(golden_dir, monkeypatch):
 
 def test_hkl_grid_matches_c_lookup(golden_dir, monkeypatch):
     """hkl_nearest_default_F: the C's traced F_cell at its rounded hkl (default_F off the grid)."""
-    from engine.structure_factors import lookup_nearest
+    from engine.sample.structure_factors import lookup_nearest
     monkeypatch.chdir(golden_dir)
     name = "hkl_nearest_default_F"
     case = json.loads((golden_dir / "cases" / name / "case.json").read_text())

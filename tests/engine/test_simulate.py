@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import Mode
+from engine.config.model import Mode
 from engine.io.floatimage import read_floatimage, write_floatimage
-from engine.setup import build_setup
-from engine.simulate import (R_E_SQR, capture_fraction, phi_rotation_plan, polarization_factor,
+from engine.config.setup import build_setup
+from engine.render.simulate import (R_E_SQR, capture_fraction, phi_rotation_plan, polarization_factor,
                              render, rotate_about_axis, solid_angle, thread_row_blocks)
 from tests.engine.test_golden_parity import (IMAGE_RTOL, _in_dir, case_json, golden_image,
                                              golden_stdout, image_error, parse_trace)
@@ -246,7 +246,7 @@ def test_fast_path_equals_differentiable_path(golden_dir, name):
 
 
 def test_memory_budget_from_environment(golden_dir, monkeypatch):
-    from engine.chunking import CPU_BUDGET, memory_budget, parse_bytes, rows_per_chunk
+    from engine.render.chunking import CPU_BUDGET, memory_budget, parse_bytes, rows_per_chunk
 
     setup = _setup("dmin")
     assert parse_bytes("64M") == 64 * 1024 ** 2 and parse_bytes("1.5 GiB") == 3 * 1024 ** 3 // 2

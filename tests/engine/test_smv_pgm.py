@@ -13,7 +13,7 @@ from engine.io.floatimage import read_floatimage
 from engine.io.pgm import c_rmsd, pgm_bytes, pgm_scale, write_pgm
 from engine.io.smv import (SMVHeaderFields, header_geometry, header_text, int_image, int_scale,
                            noise_int_image, read_header, read_image, value_of, write_smv)
-from engine.rng import poisson_noise
+from engine.sample.rng import poisson_noise
 
 
 def _stdout(golden_dir, case: str) -> str:

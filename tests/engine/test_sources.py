@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from engine.io.errors import InputFileError
-from engine.sources import (DEFAULT_DISPERSION, UNSET_RANGE, UNSET_STEP, UNSET_STEPS,
+from engine.sample.sources import (DEFAULT_DISPERSION, UNSET_RANGE, UNSET_STEP, UNSET_STEPS,
                             divergence_lines, generate_sources, incident_directions,
                             read_sourcefile, resolve_steps, source_lines)
 

@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 import torch
 
-from engine.simulate import render, render_trace_only
+from engine.render.simulate import render, render_trace_only
 from tests.engine.test_golden_parity import golden_stdout, parse_trace, trace_mismatches
 from tests.engine.test_simulate import _setup
 

@@ -13,9 +13,10 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 
-from harness import floatimage, traces
-from harness.cases import Case, load_case
-from harness.paths import REPO_ROOT
+from harness.references import floatimage
+from harness.compare import traces
+from harness.registry.cases import Case, load_case
+from harness.model.paths import REPO_ROOT
 from harness.runners.base import RunRequest
 
 CASES = REPO_ROOT / "cases"

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from harness import ledger
-from harness.result import ParityResult, RunInfo
+from harness.service import ledger
+from harness.model.result import ParityResult, RunInfo
 
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 

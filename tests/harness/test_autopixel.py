@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import autopixel
-from harness.autopixel import BACKGROUND, EDGE, PEAK, WORST, choose_pixels
-from harness.workflow import Context, RunOptions, run_case
+from harness.compare import autopixel
+from harness.compare.autopixel import BACKGROUND, EDGE, PEAK, WORST, choose_pixels
+from harness.pipeline import Context, RunOptions, run_case
 from tests.harness.conftest import recorded_image
 
 
@@ -81,7 +81,7 @@ def test_shape_mismatch_is_a_clear_error(triclinic):
 
 
 def _ctx(tmp_path, golden_dir):
-    from harness.paths import REPO_ROOT
+    from harness.model.paths import REPO_ROOT
     return Context(golden_dir=golden_dir, results_dir=tmp_path / "res", cases_dir=REPO_ROOT / "cases")
 
 

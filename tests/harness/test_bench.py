@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from harness import bench, bench_cli
-from harness.errors import UsageError
-from harness.paths import REPO_ROOT
+from harness.bench import measure as bench
+from harness.cli import bench as bench_cli
+from harness.model.errors import UsageError
+from harness.model.paths import REPO_ROOT
 from tests.harness.conftest import recorded_image
 
 CASES = REPO_ROOT / "cases"
@@ -145,7 +146,7 @@ def test_float32_speedup_and_loss():
 
 
 def test_float32_bar_is_looser_than_the_case_bar():
-    from harness.compare import ImageThreshold
+    from harness.compare.primitive import ImageThreshold
     case_bar = ImageThreshold(rtol_of_max=1e-6)
     assert bench._float_bar(case_bar, "float64") == case_bar
     f32 = bench._float_bar(case_bar, "float32")
@@ -272,7 +273,7 @@ def test_evidence_dir_written_and_no_ledger_created(tmp_path, golden_dir, tiny_i
 
 
 def test_ledger_row_per_case_when_the_ledger_exists(tmp_path, golden_dir, tiny_image):
-    ledger = pytest.importorskip("harness.ledger")
+    ledger = pytest.importorskip("harness.service.ledger")
     sqlite3.connect(ledger.ledger_path(tmp_path)).close()   # an existing, empty ledger
     book = ledger.Ledger.under(tmp_path)
     doc = _tiny_doc(golden_dir, tiny_image)
@@ -286,7 +287,7 @@ def test_ledger_row_per_case_when_the_ledger_exists(tmp_path, golden_dir, tiny_i
 
 
 def test_ledger_row_says_divergence_when_an_image_fails(tmp_path, golden_dir, tiny_image):
-    pytest.importorskip("harness.ledger")
+    pytest.importorskip("harness.service.ledger")
     procs = FakeProcs(tiny_image, _walls(), image_edit={(bench.ENGINE, "float64"): lambda im: im * 2})
     doc = _bench(golden_dir, procs, repeats=1, warmup=0).run()
     (row,) = bench.ledger_rows(doc, tmp_path)
@@ -322,8 +323,8 @@ def test_run_measured_kills_on_timeout(tmp_path):
 
 
 def _parse(*argv: str) -> argparse.Namespace:
-    """Parsed by nbparity's own parser, so the bench wiring in harness/cli.py is tested too."""
-    from harness.cli import build_parser
+    """Parsed by nbparity's own parser, so the bench wiring in harness/cli/main.py is tested too."""
+    from harness.cli.main import build_parser
     return build_parser().parse_args(list(argv))
 
 

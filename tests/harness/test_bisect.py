@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import bisect as bis
-from harness.errors import UsageError
+from harness.service import bisect as bis
+from harness.model.errors import UsageError
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import cli
-from harness.errors import InputError, RunnerFailure
+from harness.cli import main as cli
+from harness.model.errors import InputError, RunnerFailure
 from harness.runners.c import CRunner, find_binary
 from tests.harness.conftest import recorded_image
 

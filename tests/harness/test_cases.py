@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from harness import cli
-from harness.cases import Registry, load_case, strip_output_flags
-from harness.errors import CaseFileError, UsageError
+from harness.cli import main as cli
+from harness.registry.cases import Registry, load_case, strip_output_flags
+from harness.model.errors import CaseFileError, UsageError
 from tests.harness.conftest import CASES, write_case
 
 GOOD = """

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from harness import cli
-from harness.paths import REPO_ROOT
+from harness.cli import main as cli
+from harness.model.paths import REPO_ROOT
 from tests.harness.conftest import perturb_line
 
 EVIDENCE_FILES = {"commands.txt", "env.json", "c_stdout.log", "torch_stdout.log", "trace_c.txt", "trace_torch.txt",

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from harness import cli, ledger
+from harness.cli import main as cli
+from harness.service import ledger
 
 
 @pytest.mark.parametrize("command", ["history", "flips", "report", "bisect", "bench", "gate", "import-recordings",

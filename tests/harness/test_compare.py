@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from harness import keys, traces
-from harness.compare import (ImageThreshold, Tolerance, ToleranceTable, align, compare, first_divergence,
+from harness.compare import keys
+from harness.compare import traces
+from harness.compare.primitive import (ImageThreshold, Tolerance, ToleranceTable, align, compare, first_divergence,
                              image_metrics, narrow)
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness import cli
+from harness.cli import main as cli
 
 pytestmark = pytest.mark.parity
 

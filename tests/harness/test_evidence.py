@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.evidence import EvidenceDir, list_runs, resolve_latest
+from harness.report.evidence import EvidenceDir, list_runs, resolve_latest
 
 FIXED = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 

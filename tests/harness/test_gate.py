@@ -8,9 +8,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from harness import cli, gate
-from harness.cases import load_case
-from harness.result import ParityResult, RowModel, RunInfo
+from harness.cli import main as cli
+from harness.service import gate
+from harness.registry.cases import load_case
+from harness.model.result import ParityResult, RowModel, RunInfo
 from tests.harness.conftest import CASES, perturb_line, write_case
 
 
@@ -82,7 +83,7 @@ def test_expected_failure_per_reference_mode():
 
 
 def test_plan_has_one_run_per_case_and_reference_mode():
-    from harness.cases import Registry
+    from harness.registry.cases import Registry
 
     items = gate.plan(Registry(CASES).load_all()[0])
     ids = [i.id for i in items]
@@ -112,7 +113,7 @@ def test_gate_green_writes_junit_summary_and_step_summary(tmp_path, fake_engine,
     doc = json.loads((tmp_path / "res" / "gate.json").read_text())
     assert doc["counts"]["pass"] == 1
     # every run is in the ledger, under one gate run id
-    from harness import ledger
+    from harness.service import ledger
     df = ledger.Ledger.under(tmp_path / "res").read()
     assert list(df["command"]) == ["gate"] and df["run_id"].nunique() == 1
 
@@ -215,8 +216,8 @@ def break_engine_function(monkeypatch, module: str, name: str, factor: float = 1
     import sys
 
     import engine.api  # noqa: F401 - loads the engine modules a run uses
-    import engine.setup  # noqa: F401
-    import engine.simulate  # noqa: F401
+    import engine.config.setup  # noqa: F401
+    import engine.render.simulate  # noqa: F401
 
     original = getattr(importlib.import_module(module), name)
     broken = lambda *a, **k: original(*a, **k) * factor  # noqa: E731
@@ -229,8 +230,8 @@ def break_engine_function(monkeypatch, module: str, name: str, factor: float = 1
 
 
 @pytest.mark.parametrize("target, case, key", [
-    ("engine.lattice.sincg", "phi_carryover", "F_latt_a"),
-    ("engine.simulate.polarization_factor", "conv_xds", "polar"),
+    ("engine.sample.lattice.sincg", "phi_carryover", "F_latt_a"),
+    ("engine.render.simulate.polarization_factor", "conv_xds", "polar"),
 ])
 def test_breaking_an_engine_formula_turns_the_gate_red_at_its_key(tmp_path, monkeypatch, target, case, key):
     module, name = target.rsplit(".", 1)
@@ -245,7 +246,7 @@ def test_breaking_an_engine_formula_turns_the_gate_red_at_its_key(tmp_path, monk
 
 
 def test_gate_uses_a_live_c_when_given_and_recordings_where_no_live_c_is_allowed(tmp_path, fake_c, fake_engine):
-    from harness import ledger
+    from harness.service import ledger
 
     fake_engine("phi_carryover")
     fake = fake_c("phi_carryover")

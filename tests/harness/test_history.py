@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from harness import history
+from harness.service import history
 from tests.harness.service_fixtures import append, silent_ledger
 
 from PIL import Image as PIL  # noqa: E402 - pillow comes with matplotlib

@@ -5,8 +5,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from harness import html_report, ledger, visual
-from harness.evidence import EvidenceDir
+from harness.report import html as html_report
+from harness.service import ledger
+from harness.report import pictures as visual
+from harness.report.evidence import EvidenceDir
 from tests.harness.conftest import recorded_image
 from tests.harness.service_fixtures import append, make_result, silent_ledger
 

@@ -7,9 +7,10 @@ import shutil
 
 import pytest
 
-from harness import cli, importer
-from harness.cases import Registry, load_case
-from harness.errors import ReferenceDataError
+from harness.cli import main as cli
+from harness.registry import importer
+from harness.registry.cases import Registry, load_case
+from harness.model.errors import ReferenceDataError
 from harness.runners.recorded import RecordedRunner
 from tests.harness.conftest import CASES
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import trace as catalog
-from harness import keys
+from engine.outputs import trace as catalog
+from harness.compare import keys
 
 
 def sels(word):

@@ -1,13 +1,14 @@
-"""Known-C-defect labelling against the registry in engine/defects.py."""
+"""Known-C-defect labelling against the registry in engine/config/defects.py."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from engine import defects
-from harness import labels, traces
-from harness.compare import ToleranceTable, align
+from engine.config import defects
+from harness.compare import labels
+from harness.compare import traces
+from harness.compare.primitive import ToleranceTable, align
 
 PHI_ARGV = ["-phi", "0", "-osc", "0.09", "-phisteps", "10"]
 
@@ -97,7 +98,7 @@ def test_image_only_reference_never_labels_a_defect(c_text):
 
 
 def test_registry_signatures_use_catalog_names():
-    from harness import keys
+    from harness.compare import keys
     for d in defects.DEFECTS:
         for entry in d.signature:
             m = re.match(r"^phi:(\w+)@(zero|any|\d+)$", entry)

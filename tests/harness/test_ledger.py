@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import ledger
+from harness.service import ledger
 from tests.harness.service_fixtures import append, make_result, silent_ledger
 
 

@@ -9,8 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from harness import cli, importer, recordings
-from harness.cases import load_case
+from harness.cli import main as cli
+from harness.registry import importer
+from harness.references import recordings
+from harness.registry.cases import load_case
 from harness.runners.base import sha256_bytes, sha256_file
 from tests.harness.conftest import CASES, recorded_image
 
@@ -64,7 +66,7 @@ def test_record_refuses_to_overwrite_and_records_nothing_on_failure(tmp_path, fa
 
 
 def test_record_large_image_is_gzipped_and_fixed_c_has_no_trace(tmp_path, fake_c, golden_dir, monkeypatch):
-    from harness import record
+    from harness.references import record
 
     monkeypatch.setattr(record, "GZIP_OVER_BYTES", 1000)
     fake = fake_c("phi_carryover")

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from harness import cli
-from harness.errors import ReferenceDataError
+from harness.cli import main as cli
+from harness.model.errors import ReferenceDataError
 from harness.runners.recorded import RecordedRunner
 
 

@@ -8,17 +8,20 @@ import json
 import pytest
 from rich.console import Console
 
-from harness import cli, ledger, service_cli, visual
-from harness.errors import UsageError
-from harness.paths import REPO_ROOT
-from harness.workflow import Context, RunOptions, run_case
+from harness.cli import main as cli
+from harness.service import ledger
+from harness.cli import service as service_cli
+from harness.report import pictures as visual
+from harness.model.errors import UsageError
+from harness.model.paths import REPO_ROOT
+from harness.pipeline import Context, RunOptions, run_case
 from tests.harness.conftest import recorded_image
 from tests.harness.test_bisect import FAKE_HARNESS, git_identity, make_repo  # noqa: F401 - fixture
 
 
 
 def parser() -> argparse.ArgumentParser:
-    """nbparity's own parser, so the service wiring in harness/cli.py is tested too."""
+    """nbparity's own parser, so the service wiring in harness/cli/main.py is tested too."""
     return cli.build_parser()
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import traces
+from harness.compare import traces
 
 FIX = Path(__file__).parent / "fixtures"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import visual
+from harness.report import pictures as visual
 from tests.harness.conftest import recorded_image
 
 from PIL import Image as PIL  # noqa: E402 - pillow comes with matplotlib

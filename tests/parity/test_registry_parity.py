@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import gate, paths
-from harness.cases import Registry
-from harness.workflow import Context
+from harness.service import gate
+from harness.model import paths
+from harness.registry.cases import Registry
+from harness.pipeline import Context
 
 CASES, LOAD_ERRORS = Registry(paths.cases_dir()).load_all()
 ITEMS = gate.plan(CASES)

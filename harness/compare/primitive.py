@@ -1,0 +1,296 @@
+"""The one comparison primitive, trace alignment, first divergence and image metrics.
+
+Everything numeric in the harness is judged by :func:`compare`: ``|other - ref| <= atol +
+rtol * |ref|`` element by element (numpy.testing.assert_allclose semantics, NaN equal to NaN,
+infinities equal when they have the same sign), with the reference (the C) on the right of the
+relative term. It returns a typed result instead of raising so that callers can report.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from harness.compare import keys
+from harness.compare.traces import TraceRecord, Value
+
+DEFAULT_ATOL = 1e-6
+DEFAULT_RTOL = 0.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float = DEFAULT_ATOL
+    rtol: float = DEFAULT_RTOL
+
+    def __str__(self) -> str:
+        return f"{self.atol:g}" if self.rtol == 0 else f"{self.atol:g}+{self.rtol:g}·|C|"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict of :func:`compare` over arrays (or scalars).
+
+    worst: flat index of the element with the largest excess over its allowance (the largest
+    |Δ| when all pass); allowed: the allowance there; n_failed: elements over tolerance.
+    """
+
+    ok: bool
+    max_abs_diff: float
+    worst: int
+    allowed: float
+    n_failed: int
+    n: int
+
+
+def compare(ref, other, tol: Tolerance) -> Comparison:
+    ref_a = np.asarray(ref, dtype=np.float64).ravel()
+    oth_a = np.asarray(other, dtype=np.float64).ravel()
+    if ref_a.shape != oth_a.shape:
+        raise ValueError(f"compare: shapes differ {ref_a.shape} vs {oth_a.shape}")
+    if ref_a.size == 0:
+        return Comparison(True, 0.0, 0, tol.atol, 0, 0)
+    both_nan = np.isnan(ref_a) & np.isnan(oth_a)
+    same_inf = np.isinf(ref_a) & (ref_a == oth_a)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(oth_a - ref_a)
+        allowed = tol.atol + tol.rtol * np.abs(ref_a)
+        passed = (diff <= allowed) | both_nan | same_inf
+    diff = np.where(both_nan | same_inf, 0.0, diff)
+    # A NaN difference (one side NaN) is the worst possible excess.
+    excess = np.where(passed, -np.inf, np.nan_to_num(diff - allowed, nan=np.inf))
+    n_failed = int((~passed).sum())
+    worst = int(np.argmax(excess)) if n_failed else int(np.nanargmax(diff) if np.isfinite(diff).any() else 0)
+    return Comparison(
+        ok=n_failed == 0,
+        max_abs_diff=float(np.nanmax(diff)) if not np.isnan(diff).all() else math.nan,
+        worst=worst,
+        allowed=float(allowed[worst]),
+        n_failed=n_failed,
+        n=int(ref_a.size),
+    )
+
+
+class ToleranceTable:
+    """Default tolerance plus per-key overrides (keyed by catalog name, any kind)."""
+
+    def __init__(self, default: Tolerance = Tolerance(), per_key: Optional[Mapping[str, Tolerance]] = None):
+        self.default = default
+        self.per_key = dict(per_key or {})
+
+    def for_key(self, name: str) -> Tolerance:
+        return self.per_key.get(name, self.default)
+
+
+# ---------------------------------------------------------------- alignment
+
+VERDICT_OK = "ok"
+VERDICT_DIVERGED = "diverged"
+VERDICT_C_ONLY = "C only"
+VERDICT_PY_ONLY = "torch only"
+VERDICT_TEXT = "text differs"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One aligned (key, occurrence[, φ tic]) with its verdict."""
+
+    kind: str
+    key: str
+    occurrence: int
+    phi_tic: Optional[int]
+    stage: str
+    components: tuple[str, ...]
+    c: Optional[tuple[Value, ...]]
+    py: Optional[tuple[Value, ...]]
+    tolerance: Tolerance
+    verdict: str
+    max_abs_diff: Optional[float] = None
+    worst_component: Optional[int] = None
+    component_filter: Optional[int] = None
+    defect: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == VERDICT_OK
+
+    @property
+    def label(self) -> str:
+        base = f"phi[{self.phi_tic}].{self.key}" if self.kind == "phi" else self.key
+        if self.component_filter is not None:
+            base += "." + self.component_name(self.component_filter)
+        return base if self.occurrence == 0 else f"{base}#{self.occurrence}"
+
+    def component_name(self, i: Optional[int]) -> str:
+        if i is None:
+            return ""
+        return self.components[i] if i < len(self.components) else str(i)
+
+    def sort_key(self) -> tuple:
+        stage_rank, pos = keys.rank(self.kind, self.key)
+        return (stage_rank, pos, self.key, self.occurrence, self.phi_tic if self.phi_tic is not None else -1)
+
+
+def _is_numeric(vals: Sequence[Value]) -> bool:
+    return all(isinstance(v, (int, float)) for v in vals)
+
+
+def compare_records(c: Optional[TraceRecord], py: Optional[TraceRecord], tol: Tolerance) -> Row:
+    ref = c or py
+    assert ref is not None
+    comps = (c.components if c and c.components else (py.components if py else ()))
+    common = dict(kind=ref.kind, key=ref.key, occurrence=ref.occurrence, phi_tic=ref.phi_tic,
+                  stage=keys.stage_of(ref.kind, ref.key), components=comps,
+                  c=c.values if c else None, py=py.values if py else None, tolerance=tol)
+    if c is None:
+        return Row(verdict=VERDICT_PY_ONLY, **common)
+    if py is None:
+        return Row(verdict=VERDICT_C_ONLY, **common)
+    if _is_numeric(c.values) and _is_numeric(py.values) and len(c.values) == len(py.values):
+        res = compare(c.values, py.values, tol)
+        return Row(verdict=VERDICT_OK if res.ok else VERDICT_DIVERGED, max_abs_diff=res.max_abs_diff,
+                   worst_component=res.worst, **common)
+    same = [str(v) for v in c.values] == [str(v) for v in py.values]
+    return Row(verdict=VERDICT_OK if same else VERDICT_TEXT, **common)
+
+
+def align(c_records: Iterable[TraceRecord], py_records: Iterable[TraceRecord],
+          tolerances: ToleranceTable) -> list[Row]:
+    """Pair records by (kind, key, φ tic, occurrence) and return rows in dataflow order."""
+    c_map = {r.ident: r for r in c_records}
+    py_map = {r.ident: r for r in py_records}
+    idents = list(c_map) + [i for i in py_map if i not in c_map]
+    rows = [compare_records(c_map.get(i), py_map.get(i), tolerances.for_key(i[1])) for i in idents]
+    return sorted(rows, key=Row.sort_key)
+
+
+def narrow(rows: Iterable[Row], selectors: Sequence[keys.Selector]) -> list[Row]:
+    """Keep the rows a ``--keys`` selection names; a component selector keeps one value."""
+    out: list[Row] = []
+    for row in rows:
+        for sel in selectors:
+            if not sel.matches(row.kind, row.key):
+                continue
+            if sel.component is None:
+                out.append(row)
+                break
+            n = max(len(row.c or ()), len(row.py or ()))
+            if sel.component >= n:
+                continue
+            c = (row.c[sel.component],) if row.c and sel.component < len(row.c) else None
+            py = (row.py[sel.component],) if row.py and sel.component < len(row.py) else None
+            sub = compare_records(
+                _fake(row, c, "C") if c is not None else None,
+                _fake(row, py, "PY") if py is not None else None, row.tolerance)
+            out.append(_with(sub, components=row.components, component_filter=sel.component))
+            break
+    return out
+
+
+def _fake(row: Row, values: tuple[Value, ...], source: str) -> TraceRecord:
+    return TraceRecord(source, row.kind, row.key, values, row.occurrence, row.phi_tic)
+
+
+def _with(row: Row, **changes) -> Row:
+    return replace(row, **changes)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    first: Optional[Row]
+    downstream: tuple[Row, ...] = ()
+
+    @property
+    def found(self) -> bool:
+        return self.first is not None
+
+
+def first_divergence(rows: Sequence[Row]) -> Divergence:
+    bad = [r for r in rows if not r.ok]
+    if not bad:
+        return Divergence(None)
+    return Divergence(bad[0], tuple(bad[1:]))
+
+
+# ---------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class ImageThreshold:
+    """max|Δ| ≤ atol + rtol_of_max·max|C|, and optionally a floor on the correlation."""
+
+    rtol_of_max: float = 1e-6
+    atol: float = 0.0
+    min_correlation: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class ImageMetrics:
+    shape_c: tuple[int, ...]
+    shape_py: tuple[int, ...]
+    ok: bool
+    max_abs_diff: float = math.nan
+    max_abs_c: float = math.nan
+    rel_to_max: float = math.nan
+    correlation: float = math.nan
+    sum_c: float = math.nan
+    sum_py: float = math.nan
+    sum_ratio: float = math.nan
+    frac_equal_f32: float = math.nan
+    n_failed: int = 0
+    worst_pixel: Optional[tuple[int, int]] = None
+    c_at_worst: float = math.nan
+    py_at_worst: float = math.nan
+    allowed: float = math.nan
+    nan_c: int = 0
+    nan_py: int = 0
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def image_metrics(c_img: np.ndarray, py_img: np.ndarray, threshold: ImageThreshold = ImageThreshold()) -> ImageMetrics:
+    c = np.asarray(c_img)
+    py = np.asarray(py_img)
+    if c.shape != py.shape:
+        return ImageMetrics(tuple(c.shape), tuple(py.shape), ok=False,
+                            reason=f"image shapes differ: C {c.shape} vs torch {py.shape}")
+    c64 = c.astype(np.float64)
+    py64 = py.astype(np.float64)
+    max_abs_c = float(np.nanmax(np.abs(c64))) if c64.size and not np.isnan(c64).all() else math.nan
+    tol = Tolerance(atol=threshold.atol + threshold.rtol_of_max * (max_abs_c if math.isfinite(max_abs_c) else 0.0),
+                    rtol=0.0)
+    res = compare(c64, py64, tol)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        finite = np.isfinite(c64) & np.isfinite(py64)
+        if finite.sum() > 1 and np.std(c64[finite]) > 0 and np.std(py64[finite]) > 0:
+            corr = float(np.corrcoef(c64[finite], py64[finite])[0, 1])
+        elif finite.any() and np.array_equal(c64[finite], py64[finite]):
+            corr = 1.0
+        else:
+            corr = math.nan
+        sum_c = float(np.nansum(c64))
+        sum_py = float(np.nansum(py64))
+        ratio = sum_py / sum_c if sum_c != 0 else (1.0 if sum_py == 0 else math.inf)
+    frac_eq = float(np.mean(py.astype(np.float32) == c.astype(np.float32))) if c.size else 1.0
+    worst = tuple(int(i) for i in np.unravel_index(res.worst, c.shape)) if c.size else None
+    ok = res.ok
+    reason = "" if ok else f"{res.n_failed} pixels over tolerance"
+    if threshold.min_correlation is not None and not (corr >= threshold.min_correlation):
+        ok = False
+        reason = (reason + "; " if reason else "") + f"correlation {corr:.9g} < {threshold.min_correlation:g}"
+    return ImageMetrics(
+        shape_c=tuple(c.shape), shape_py=tuple(py.shape), ok=ok, max_abs_diff=res.max_abs_diff,
+        max_abs_c=max_abs_c,
+        rel_to_max=res.max_abs_diff / max_abs_c if max_abs_c and math.isfinite(max_abs_c) else math.nan,
+        correlation=corr, sum_c=sum_c, sum_py=sum_py, sum_ratio=ratio, frac_equal_f32=frac_eq,
+        n_failed=res.n_failed, worst_pixel=worst,
+        c_at_worst=float(c64.flat[res.worst]) if c.size else math.nan,
+        py_at_worst=float(py64.flat[res.worst]) if c.size else math.nan,
+        allowed=res.allowed, nan_c=int(np.isnan(c64).sum()), nan_py=int(np.isnan(py64).sum()),
+        reason=reason,
+    )
