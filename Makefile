@@ -12,15 +12,17 @@ TORCH_INDEX ?=
 PYTEST_WORKERS ?= auto
 PYTEST_ARGS ?=
 GATE_ARGS   ?=
-BENCH_ARGS  ?=
+BENCH_ARGS  ?= --cases all
+FRESH_RECORDINGS ?= results/recordings-fresh
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-slow parity gate bench import clean lint
+.PHONY: help install test test-slow parity gate bench import clean lint c recordings-check ci-local docs-check test-faults
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: CASE=$(CASE) (parity), NB_C_BIN=/path/to/nanoBragg (live C), NB_GOLDEN_DIR (recordings),"
 	@echo "             GATE_ARGS='--tags small' (gate), PYTEST_ARGS, PYTEST_WORKERS=$(PYTEST_WORKERS), TORCH_INDEX"
+	@echo "             NB_C_SOURCE_DIR=DIR (make c offline), FRESH_RECORDINGS=$(FRESH_RECORDINGS) (recordings-check)"
 
 install: $(STAMP) ## create .venv and install nbparity with its pinned dependencies (CPU torch)
 
@@ -34,8 +36,14 @@ $(STAMP): pyproject.toml
 test: install ## run the test suite (full-frame cases excluded; installs on first use)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q $(PYTEST_ARGS)
 
+test-faults: install ## run only the fault suite (bad files, lying/crashing/hanging C, signals, ledger faults)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m faults $(PYTEST_ARGS)
+
 test-slow: install ## run only the full-detector (slow) tests
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -m slow $(PYTEST_ARGS)
+
+docs-check: install ## run the README's printed examples again: their lines and exit codes must still match
+	$(BIN)/python -m pytest -p no:xdist -q -m "slow or not slow" tests/docs
 
 lint: install ## size/complexity limits (ruff, pylint) and layer contracts (import-linter)
 	@$(BIN)/python -c "import ruff, importlinter, pylint" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[lint]"
@@ -51,8 +59,18 @@ parity: install ## compare engine and C on one case: make parity CASE=supervisor
 gate: install ## parity gate over the whole registry (results/junit.xml + results/gate_summary.md)
 	$(BIN)/nbparity gate --junit results/junit.xml --summary results/gate_summary.md $(GATE_ARGS)
 
-bench: install ## benchmark the engine (and the C when NB_C_BIN is set)
+bench: install ## every case: overhead, render/C, process/C, floor (BENCH_ARGS=--quick: CI's short run)
 	$(BIN)/nbparity bench $(BENCH_ARGS)
+
+c: install ## build the reference C binaries into golden_bin/ (sources from GitHub, or NB_C_SOURCE_DIR offline)
+	$(BIN)/nbparity build-c
+
+recordings-check: c ## re-record every case from golden_bin/ and compare with NB_GOLDEN_DIR, case by case
+	$(BIN)/nbparity record --all --force --out $(FRESH_RECORDINGS)
+	$(BIN)/nbparity recordings-check $(FRESH_RECORDINGS)
+
+ci-local: ## the CI workflow's steps, in order, on a fresh clone of HEAD (offline: NB_C_SOURCE_DIR=...)
+	.ci/local
 
 import: install ## refresh cases/*.toml from the recordings (NB_GOLDEN_DIR)
 	$(BIN)/nbparity import-recordings

@@ -19,7 +19,8 @@ from typing import Any
 _EXPORTS = {
     "run": "engine.api", "EngineRun": "engine.api",
     "build_setup": "engine.config.setup",
-    "render": "engine.render.simulate", "RenderResult": "engine.render.simulate",
+    "render": "engine.render.frame", "render_trace_only": "engine.render.trace_only",
+    "RenderResult": "engine.render.result",
     "SimulationSetup": "engine.config.model", "DetectorConfig": "engine.config.model", "BeamConfig": "engine.config.model",
     "CrystalConfig": "engine.config.model", "StructureFactors": "engine.config.model", "SamplingConfig": "engine.config.model",
     "Mode": "engine.config.model",

@@ -1,28 +1,35 @@
-"""One parity run, step by step: select the reference, run both sides, compare, keep evidence.
+"""One parity run, step by step: check → choose → run → compare → label → evidence.
 
-load case → choose reference runner → run reference → run engine → align traces → compare
-images → label → write evidence (atomically) → ParityResult with its exit code.
+check: everything the user can get wrong is refused here (exit 2), before any run, evidence
+folder or ledger row. choose: the reference runner. run: reference, then engine. compare and
+label: harness.compare.verdict. evidence: harness.report.run_evidence, written into a staging
+folder that is renamed into place only when complete.
 """
 from __future__ import annotations
 
-import shlex
+import os
+import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Literal, Optional, Sequence
+from typing import Callable, ContextManager, Literal, Optional
 
+from harness import autotrace
 from harness.compare import keys
-from harness.compare import labels
-from harness.compare import traces
+from harness.compare.verdict import Bars, Outcome, Sides, decide
+from harness.model import gcpause
+from harness.model.errors import HarnessError, InputError, ReferenceDataError, RunnerFailure, UsageError
+from harness.model.result import ParityResult, RunInfo, jsonable
+from harness.model.run import RunOutput
+from harness.registry import profiles
 from harness.registry.cases import Case, Reference, data_root
-from harness.compare.primitive import VERDICT_OK, Row, align, first_divergence, image_metrics, narrow
-from harness.model.environment import snapshot
-from harness.model.errors import ExitCode, HarnessError, InputError, ReferenceDataError, RunnerFailure, UsageError
 from harness.report.evidence import EvidenceDir
-from harness.report.console import export_text, markdown_summary
-from harness.model.result import ParityResult, RowModel, RunInfo, jsonable
-from harness.runners.base import RunOutput, RunRequest, Runner, check_inputs
-from harness.runners.c import CRunner, find_binary
+from harness.report.kept_data import keep_for_reanalysis
+from harness.report.markers import autotraced_pixels
+from harness.report.run_evidence import RunSettings, write_run_evidence
+from harness.runners.base import RunRequest, Runner, check_inputs
+from harness.runners.c import CRunner
+from harness.runners.choose import binary_problem, choose
 from harness.runners.engine import TorchRunner
 from harness.runners.recorded import RecordedRunner
 
@@ -44,8 +51,15 @@ class RunOptions:
     command_line: str = ""
     #: PNG pictures of the two images and their |Δ| in the evidence (needs matplotlib).
     pictures: bool = True
+    #: Draw them for runs that pass too (the gate draws them only for the runs that do not).
+    pictures_on_pass: bool = True
     #: Trace extra pixels (autopixel) when the images diverge but the traced pixel agrees.
     autotrace: bool = True
+    #: Both float images in the evidence (images.npz): True always, False never, None up to
+    #: harness.report.kept_data.KEEP_MAX_PIXELS per image.
+    keep_images: Optional[bool] = None
+    #: Point results/<case>/latest at this run (False for the autotraced pixels' own runs).
+    mark_latest: bool = True
 
 
 @dataclass
@@ -60,21 +74,152 @@ class Context:
     done: Callable[[str], None] = lambda msg: None
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A checked run: what to run, against what, and why that reference."""
+
+    request: RunRequest
+    selectors: tuple
+    ref_runner: Runner
+    why: str
+
+
+# ---------------------------------------------------------------- check and choose
+
+
 def choose_reference_runner(ref: Reference, opts: RunOptions, ctx: Context) -> tuple[Runner, str]:
     """The reference runner and why it was chosen (the report says which one was used)."""
-    if opts.source == "recorded":
-        return RecordedRunner(ctx.golden_dir), "recorded reference (--recorded)"
-    binary = find_binary(ref.kind, opts.c_bin)
-    if opts.source == "live":
-        return CRunner(binary), "live C (--live)"
-    if ref.live and binary is not None and (opts.c_bin or binary.exists()):
-        return CRunner(binary), f"live C binary found at {binary}"
-    where = ("--c-bin, NB_C_BIN, golden_bin/nanoBragg" if ref.kind == "instrumented-c"
-             else "--c-bin, NB_C_FIXED_BIN, golden_bin/nanoBragg_fixed")
-    if ref.recording is not None:
-        why = "live C not allowed for this reference" if not ref.live else f"no live C binary ({where})"
-        return RecordedRunner(ctx.golden_dir), f"{why}: using the recording"
-    return CRunner(binary), f"no recording for this reference and no live C binary ({where})"
+    choice = choose(ref, opts.source, opts.c_bin)  # the one live-vs-recorded rule
+    if not choice.live:
+        return RecordedRunner(ctx.golden_dir), choice.why
+    problem = binary_problem(choice.binary, ref.kind)  # the user's to fix (exit 2), before any run
+    if problem:
+        raise UsageError(f"--live: {problem}; or drop --live to use the recording" if opts.source == "live"
+                         else problem)
+    return CRunner(choice.binary), choice.why
+
+
+def check_engine_accepts(request: RunRequest) -> None:
+    """The engine refuses the device, the case's argv or its size, or the pixel lies off the detector:
+    exit 2 now.
+
+    The engine's own set-up decides (one rule), without rendering; what it refuses would
+    otherwise surface mid-run as a runner failure with an evidence folder and a ledger row.
+    """
+    import torch  # noqa: PLC0415 - torch loads only when a run starts
+
+    from engine.config.device import check_device  # noqa: PLC0415 - as above
+    from engine.config.options import UsageError as EngineUsageError  # noqa: PLC0415 - as above
+    from engine.config.setup import build_setup  # noqa: PLC0415 - as above
+    from engine.io.errors import InputFileError  # noqa: PLC0415 - as above
+    from engine.render.chunking import check_memory  # noqa: PLC0415 - as above
+
+    name = request.case.name
+    try:
+        check_device(request.device)
+    except EngineUsageError as e:
+        raise UsageError(str(e)) from None
+    try:
+        setup = build_setup(TorchRunner().argv(request), mode=request.mode, c_threads=request.case.c_threads,
+                            device=request.device, dtype=getattr(torch, request.dtype))
+        check_memory(setup)  # an image that cannot fit in the device's memory
+    except EngineUsageError as e:
+        raise UsageError(f"case {name}: the engine refuses its argv: {e} (fix argv in its case file)") from None
+    except InputFileError as e:
+        raise InputError(f"case {name}: {e}") from None
+    det = setup.detector
+    s, f = request.pixel
+    if not (0 <= s < det.spixels and 0 <= f < det.fpixels):
+        raise UsageError(f"--pixel {s} {f}: outside the {det.spixels}x{det.fpixels} detector of case {name} "
+                         f"(slow 0..{det.spixels - 1}, fast 0..{det.fpixels - 1})")
+
+
+def check(case: Case, opts: RunOptions, ctx: Context) -> Plan:
+    """Refuse what the user can fix (exit 2) before anything runs or is written."""
+    mode = opts.mode or case.mode
+    if mode not in ("spec", "c-parity"):
+        raise UsageError(f"--mode must be spec or c-parity, got {mode!r}")
+    if opts.timeout_s is not None and not (0 < opts.timeout_s < float("inf")):
+        raise UsageError(f"--timeout: expected a finite number of seconds > 0, got {opts.timeout_s}")
+    ref = case.reference_for(mode)
+    try:
+        selectors = tuple(keys.resolve_all(opts.keys))
+    except KeyError as e:
+        raise UsageError(f"--keys: {e.args[0]}") from None
+    pixel = tuple(opts.pixel) if opts.pixel else tuple(case.trace_pixels[0])
+    request = RunRequest(case=case, mode=mode, pixel=pixel, data_root=data_root(case, ctx.cases_dir, ctx.golden_dir),
+                         reference=ref, want_image=not opts.trace_only, device=opts.device, dtype=opts.dtype,
+                         timeout_s=opts.timeout_s or case.timeout_s)
+    check_inputs(request)
+    profiles.for_dtype(case, opts.dtype)  # no bars for this dtype: exit 2 before anything runs
+    check_engine_accepts(request)
+    ref_runner, why = choose_reference_runner(ref, opts, ctx)
+    check_results_dir(ctx.results_dir)
+    return Plan(request, selectors, ref_runner, why)
+
+
+def check_results_dir(results: Path) -> None:
+    """The evidence root must be (or become) a writable folder: a path through a file or an
+    unwritable folder is the user's to fix, said before the run rather than after it."""
+    for p in (results, *results.parents):
+        if not p.exists():
+            continue
+        if not p.is_dir():
+            raise UsageError(f"--results-dir {results}: {p} is a file, not a folder (choose another "
+                             "--results-dir or NB_RESULTS_DIR)")
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise UsageError(f"--results-dir {results}: {p} is not writable (choose another --results-dir "
+                             "or NB_RESULTS_DIR)")
+        return
+
+
+# ---------------------------------------------------------------- run, compare, label
+
+
+@dataclass
+class Outputs:
+    reference: Optional[RunOutput] = None
+    engine: Optional[RunOutput] = None
+
+
+def _run_both(plan: Plan, ctx: Context, outs: Outputs) -> None:
+    req = plan.request
+    with ctx.progress(f"reference: {plan.ref_runner.name} …"):
+        outs.reference = plan.ref_runner.run(req)
+    ctx.done(f"reference {outs.reference.description} ({outs.reference.wall_s:.1f} s)")
+    with ctx.progress(f"torch engine ({req.mode}, {req.device}, {req.dtype}) …"):
+        outs.engine = ctx.engine_runner.run(req)
+    ctx.done(f"engine {outs.engine.description} ({outs.engine.wall_s:.1f} s)")
+
+
+def _bars(plan: Plan) -> Bars:
+    case, ref = plan.request.case, plan.request.reference
+    bars = profiles.for_dtype(case, plan.request.dtype)  # the one place bars come from, per dtype
+    return Bars(tolerances=bars.tolerances, image=bars.image, argv=case.argv,
+                mode=plan.request.mode, reference_traced=ref.traced, reference_kind=ref.kind,
+                reference_fixes=ref.fixes)
+
+
+def _compare(plan: Plan, outs: Outputs, opts: RunOptions) -> Outcome:
+    ref_out, eng_out = outs.reference, outs.engine
+    sides = Sides(c_stdout=ref_out.stdout, torch_stdout=eng_out.stdout, c_image=ref_out.image,
+                  torch_image=eng_out.image, trace_supported=ref_out.trace_supported,
+                  want_image=plan.request.want_image, no_trace_note="; ".join(ref_out.notes) or None)
+    outcome = decide(sides, _bars(plan), plan.selectors, opts.allow_known_defects)
+    return outcome
+
+
+def _failure(e: HarnessError, outs: Outputs) -> dict:
+    """A run that could not finish: keep what it produced, say why."""
+    if isinstance(e, (RunnerFailure, ReferenceDataError)):
+        if outs.reference is None:
+            outs.reference = e.output
+        else:
+            outs.engine = e.output
+        status = "runner-failure" if isinstance(e, RunnerFailure) else "reference-error"
+    else:
+        status = "input-error" if isinstance(e, InputError) else "reference-error"
+    return dict(status=status, exit_code=int(e.exit_code), failure=e.message)
 
 
 def _info(out: Optional[RunOutput], runner: Runner, fallback: str, traced: bool) -> RunInfo:
@@ -84,232 +229,86 @@ def _info(out: Optional[RunOutput], runner: Runner, fallback: str, traced: bool)
                    wall_s=round(out.wall_s, 3), exit_code=out.exit_code, provenance=jsonable(out.provenance))
 
 
-def run_case(case: Case, opts: RunOptions, ctx: Context) -> ParityResult:
-    mode = opts.mode or case.mode
-    if mode not in ("spec", "c-parity"):
-        raise UsageError(f"--mode must be spec or c-parity, got {mode!r}")
-    ref = case.reference_for(mode)
-    pixel = tuple(opts.pixel) if opts.pixel else tuple(case.trace_pixels[0])
-    try:
-        selectors = keys.resolve_all(opts.keys)
-    except KeyError as e:
-        raise UsageError(f"--keys: {e.args[0]}") from None
-    root = data_root(case, ctx.cases_dir, ctx.golden_dir)
-    request = RunRequest(case=case, mode=mode, pixel=pixel, data_root=root, reference=ref,
-                         want_image=not opts.trace_only, device=opts.device, dtype=opts.dtype,
-                         timeout_s=opts.timeout_s or case.timeout_s)
-    check_inputs(request)  # a missing input is the user's to fix (exit 2), before any run
-    ref_runner, why = choose_reference_runner(ref, opts, ctx)
+def _run_infos(plan: Plan, outs: Outputs, ctx: Context) -> dict:
+    engine_note = "torch engine (not run)" if outs.reference is None or outs.engine is None else "torch engine"
+    return dict(reference=_info(outs.reference, plan.ref_runner, f"{plan.ref_runner.name} (did not finish)",
+                                plan.request.reference.traced),
+                engine=_info(outs.engine, ctx.engine_runner, engine_note, True))
 
-    result = ParityResult(case=case.name, mode=mode, pixel=pixel, status="parity", exit_code=0,
+
+# ---------------------------------------------------------------- the run
+
+
+def run_case(case: Case, opts: RunOptions, ctx: Context) -> ParityResult:
+    with ctx.progress(f"checking {case.name}: case, inputs and engine flags …"):
+        plan = check(case, opts, ctx)
+    req = plan.request
+    result = ParityResult(case=case.name, mode=req.mode, pixel=req.pixel, status="parity", exit_code=0,
                           expected_failure=case.expected_failure, keys_filter=list(opts.keys),
-                          reference_choice=why)
-    ref_out = eng_out = None
-    all_rows: list[Row] = []
-    with EvidenceDir(ctx.results_dir, case.name) as ev:
+                          reference_choice=plan.why)
+    outs = Outputs()
+    outcome = Outcome()
+    with EvidenceDir(ctx.results_dir, case.name, mark_latest=opts.mark_latest) as ev:
         try:
-            with ctx.progress(f"reference: {ref_runner.name} …"):
-                ref_out = ref_runner.run(request)
-            ctx.done(f"reference {ref_out.description} ({ref_out.wall_s:.1f} s)")
-            with ctx.progress(f"torch engine ({mode}, {opts.device}, {opts.dtype}) …"):
-                eng_out = ctx.engine_runner.run(request)
-            ctx.done(f"engine {eng_out.description} ({eng_out.wall_s:.1f} s)")
-            result, all_rows = _compare(result, case, mode, ref, request, ref_out, eng_out, selectors, opts)
-        except (RunnerFailure, ReferenceDataError) as e:
-            partial = e.output
-            if ref_out is None:
-                ref_out = partial
-            else:
-                eng_out = partial
-            status = "runner-failure" if isinstance(e, RunnerFailure) else "reference-error"
-            result = result.model_copy(update=dict(status=status, exit_code=int(e.exit_code), failure=e.message))
-        except HarnessError as e:
-            status = "input-error" if isinstance(e, InputError) else "reference-error"
-            result = result.model_copy(update=dict(status=status, exit_code=int(e.exit_code), failure=e.message))
-        result = result.model_copy(update=dict(
-            reference=_info(ref_out, ref_runner, f"{ref_runner.name} (did not finish)", ref.traced),
-            engine=_info(eng_out, ctx.engine_runner, "torch engine (not run)" if ref_out is None or eng_out is None
-                         else "torch engine", True)))
-        traced = _autotrace(ev, result, case, request, ref_out, eng_out, opts, ctx)
+            _run_both(plan, ctx, outs)
+            # Both steps build tens of thousands of objects that stay alive: collecting over the
+            # engine's heap meanwhile cost seconds (harness/model/gcpause.py).
+            with ctx.progress("comparing the traces and the images …"), gcpause.paused():
+                outcome = _compare(plan, outs, opts)
+                update = outcome.update
+        except HarnessError as e:  # a runner failure, a bad reference or input: evidence of what ran
+            update = _failure(e, outs)
+        result = result.model_copy(update={**update, **_run_infos(plan, outs, ctx)})
+        traced = autotrace.trace_more_pixels(ev, result, req, outs.reference, outs.engine, opts, ctx, run_case)
         if traced:
             result = result.model_copy(update=dict(autopixels=traced))
-        _write_evidence(ev, result, all_rows, request, ref_out, eng_out, opts)
-        if opts.pictures:
-            _write_pictures(ev, result, case, request, ref_out, eng_out)
+        with gcpause.paused():
+            result = _evidence(ev, result, outcome, plan, outs, opts, ctx)
         final = ev.commit()
     return result.model_copy(update=dict(evidence_dir=str(final)))
 
 
-def _write_pictures(ev: EvidenceDir, result: ParityResult, case: Case, request: RunRequest,
-                    ref_out: Optional[RunOutput], eng_out: Optional[RunOutput]) -> None:
-    """c_image.png, torch_image.png, abs_diff.png, radial_profile.png when both images exist.
+def _evidence(ev: EvidenceDir, result: ParityResult, outcome: Outcome, plan: Plan, outs: Outputs,
+              opts: RunOptions, ctx: Context) -> ParityResult:
+    """Everything the run leaves behind, staged in ``ev``; the result as it says where things are."""
+    req = plan.request
+    settings = RunSettings(command_line=opts.command_line, device=req.device, dtype=req.dtype,
+                           c_threads=req.case.c_threads)
+    images = [o.image if o is not None else None for o in (outs.reference, outs.engine)]
+    with ctx.progress("keeping the float images and source changes for re-analysis …"):
+        result = result.model_copy(update=keep_for_reanalysis(ev, *images, keep=opts.keep_images))
+    write_run_evidence(ev, result, outcome.all_rows, settings, outs.reference, outs.engine, outcome.records)
+    if opts.pictures and (opts.pictures_on_pass or result.exit_code != 0):
+        started = time.monotonic()
+        with ctx.progress("drawing the pictures … (--no-pictures skips this step)"):
+            drawn = _write_pictures(ev, result, req, outs)
+        if drawn:
+            ctx.done(f"pictures in the evidence ({time.monotonic() - started:.1f} s; --no-pictures saves this)")
+    return result
+
+
+def _write_pictures(ev: EvidenceDir, result: ParityResult, request: RunRequest, outs: Outputs) -> bool:
+    """c_image.png, torch_image.png, abs_diff.png, radial_profile.png when both images exist;
+    whether they were drawn.
 
     Pictures are for people: without matplotlib they are skipped, and a plotting error is
     noted in the evidence instead of costing the run its verdict.
     """
+    ref_out, eng_out = outs.reference, outs.engine
     if ref_out is None or eng_out is None or ref_out.image is None or eng_out.image is None:
-        return
+        return False
     try:
         from harness.report import pictures as visual  # noqa: PLC0415 - matplotlib is optional
     except ImportError:
-        return
+        return False
     try:
         centre = (visual.beam_center_from_stdout(ref_out.stdout)
                   or visual.beam_center_from_stdout(eng_out.stdout))
         visual.write_run_images(ev.staging, ref_out.image, eng_out.image, beam_center=centre,
                                 traced=[request.pixel], worst=(result.image or {}).get("worst_pixel"),
-                                case=case.name)
+                                autotraced=autotraced_pixels(result.autopixels), case=request.case.name)
     except ImportError:
-        return
+        return False
     except Exception as e:  # noqa: BLE001 - a picture never decides a verdict
         ev.write_text("pictures_error.txt", f"{type(e).__name__}: {e}\n")
-
-
-def _autotrace(ev: EvidenceDir, result: ParityResult, case: Case, request: RunRequest,
-               ref_out: Optional[RunOutput], eng_out: Optional[RunOutput], opts: RunOptions,
-               ctx: Context) -> list[dict]:
-    """The images diverge while the traced pixel agrees: trace the pixels that say why.
-
-    Picks (worst |Δ|, peak, edge, background) are traced against a live C when one is found
-    (each a trace-only run with its own evidence), else in the engine alone. Written to
-    autopixels.json; returned for the result (the report lists them).
-    """
-    if not opts.autotrace or ref_out is None or eng_out is None:
-        return []
-    from harness.compare import autopixel  # noqa: PLC0415
-
-    if ref_out.image is None or eng_out.image is None or not autopixel.should_autotrace(result):
-        return []
-    try:
-        picks = autopixel.choose_pixels(ref_out.image, eng_out.image, exclude=[request.pixel])
-    except ValueError:
-        return []
-    try:
-        with ctx.progress(f"tracing {len(picks)} more pixels (images diverge, traced pixel agrees) …"):
-            traced = autopixel.trace_chosen(case, picks, opts, ctx)
-    except HarnessError as e:  # the extra traces are a help; they never cost the run its verdict
-        traced = [autopixel.PixelTrace(ch, compared=False, status="not traced", note=e.message) for ch in picks]
-    rows = [jsonable(t.as_dict()) for t in traced]
-    ev.write_json("autopixels.json", {"case": case.name, "mode": request.mode, "traced_pixel": list(request.pixel),
-                                      "why": "images diverge while the traced pixel agrees",
-                                      "pixels": rows})
-    return rows
-
-
-def _compare(result: ParityResult, case: Case, mode: str, ref: Reference, request: RunRequest,
-             ref_out: RunOutput, eng_out: RunOutput, selectors: Sequence[keys.Selector],
-             opts: RunOptions) -> tuple[ParityResult, list[Row]]:
-    """Compare both outputs; also return the full (not narrowed) alignment for diff.json."""
-    upd: dict = {}
-    diverged = False
-    label = None
-    all_rows: list[Row] = []
-    if ref_out.trace_supported:
-        c_recs = traces.parse(ref_out.stdout, "C")
-        py_recs = traces.parse(eng_out.stdout, "PY")
-        all_rows = align(c_recs, py_recs, case.tolerance.table())
-        rows = narrow(all_rows, selectors) if selectors else all_rows
-        lab = labels.label(rows, case.argv, mode, ref.traced, context=all_rows)
-        if lab is not None and lab.known_defect:
-            rows = [r if r.ok else _with_defect(r, lab) for r in rows]
-        lab_all = lab if not selectors else labels.label(all_rows, case.argv, mode, ref.traced)
-        if lab_all is not None and lab_all.known_defect:
-            all_rows = [r if r.ok else _with_defect(r, lab_all) for r in all_rows]
-        div = first_divergence(rows)
-        diverged = div.found
-        label = lab
-        upd.update(trace_compared=True, rows=[RowModel.of(r) for r in rows],
-                   first_divergence=RowModel.of(div.first) if div.first else None,
-                   downstream=[r.label for r in div.downstream],
-                   counts=_counts(rows))
-        if not py_recs:
-            upd["trace_note"] = "the torch engine printed no TRACE_PY lines"
-    else:
-        upd.update(trace_compared=False,
-                   trace_note=f"image-only reference ({ref.kind}): the trace was not compared")
-    if request.want_image and ref_out.image is not None and eng_out.image is not None:
-        m = image_metrics(ref_out.image, eng_out.image, case.image.threshold())
-        upd["image"] = jsonable(m.as_dict())
-        if not m.ok:
-            diverged = True
-            if label is None:
-                label = (labels.label_image_only(case.argv, mode, ref.fixes) if not ref_out.trace_supported
-                         else labels.Label(labels.REGRESSION))
-    else:
-        upd["image_note"] = "not compared (--trace-only)" if not request.want_image else "not compared (no image)"
-        if not upd.get("trace_compared"):
-            upd["trace_note"] = (upd.get("trace_note", "") + "; nothing was compared").lstrip("; ")
-    if diverged:
-        code = ExitCode.DIVERGENCE
-        if opts.allow_known_defects and label is not None and label.known_defect:
-            code = ExitCode.PARITY
-        upd.update(status="divergence", exit_code=int(code), label=label.text if label else labels.REGRESSION)
-    elif not upd.get("trace_compared") and "image" not in upd:
-        # Nothing compared is not parity.
-        upd.update(status="input-error", exit_code=int(ExitCode.USAGE),
-                   failure="nothing to compare: image-only reference and --trace-only")
-    return result.model_copy(update=upd), all_rows
-
-
-def _with_defect(row: Row, lab: labels.Label) -> Row:
-    return replace(row, defect=", ".join(lab.defect_ids))
-
-
-def _counts(rows) -> dict[str, int]:
-    out = {"total": len(rows), "ok": 0}
-    for r in rows:
-        k = "ok" if r.verdict == VERDICT_OK else r.verdict.replace(" ", "_")
-        out[k] = out.get(k, 0) + 1
-    return out
-
-
-def _commands(request: RunRequest, ref_out: Optional[RunOutput], eng_out: Optional[RunOutput], opts: RunOptions) -> str:
-    lines = ["# harness", f"cwd: {Path.cwd()}", f"command: {opts.command_line or '(API call)'}", ""]
-    for title, out in (("reference", ref_out), ("engine", eng_out)):
-        if out is None:
-            lines += [f"# {title}: did not run", ""]
-            continue
-        lines += [f"# {title}: {out.description}", f"cwd: {out.cwd}",
-                  "env: " + " ".join(f"{k}={v}" for k, v in out.env.items()),
-                  f"command: {shlex.join(out.argv)}",
-                  f"exit code: {out.exit_code}", f"wall time: {out.wall_s:.3f} s", ""]
-    return "\n".join(lines)
-
-
-def _trace_lines(stdout: str) -> str:
-    return "".join(r.text + "\n" for r in _unique_lines(traces.parse(stdout)))
-
-
-def _unique_lines(recs):
-    seen = set()
-    for r in recs:
-        if (r.line_no, r.text) not in seen:
-            seen.add((r.line_no, r.text))
-            yield r
-
-
-def _write_evidence(ev: EvidenceDir, result: ParityResult, all_rows: Sequence[Row], request: RunRequest,
-                    ref_out: Optional[RunOutput], eng_out: Optional[RunOutput], opts: RunOptions) -> None:
-    ev.write_text("commands.txt", _commands(request, ref_out, eng_out, opts))
-    env = snapshot()
-    env["case"] = {"name": request.case.name, "mode": request.mode, "pixel": list(request.pixel),
-                   "c_threads": request.case.c_threads}
-    env["reference"] = result.reference.model_dump(mode="json") if result.reference else None
-    env["engine"] = {"device": request.device, "dtype": request.dtype, "mode": request.mode,
-                     **(result.engine.model_dump(mode="json") if result.engine else {})}
-    ev.write_json("env.json", jsonable(env))
-    for name, out in (("c", ref_out), ("torch", eng_out)):
-        if out is None:
-            continue
-        ev.write_text(f"{name}_stdout.log", out.stdout)
-        if out.stderr:
-            ev.write_text(f"{name}_stderr.log", out.stderr)
-        ev.write_text(f"trace_{name}.txt", _trace_lines(out.stdout))
-    ev.write_json("diff.json", {"case": result.case, "pixel": list(result.pixel), "mode": result.mode,
-                                "trace_compared": result.trace_compared,
-                                "rows": [RowModel.of(r).model_dump(mode="json") for r in all_rows]})
-    if result.image is not None:
-        ev.write_json("image_metrics.json", result.image)
-    ev.write_text("diff_summary.md", markdown_summary(result))
-    ev.write_json("result.json", result.model_dump(mode="json"))
-    ev.write_text("report.txt", export_text(result))
+    return True

@@ -1,7 +1,7 @@
 """Frozen configuration objects: one per concern, all lengths in metres, angles in radians.
 
 ``SimulationSetup`` is the contract between the set-up stage (argv → resolved geometry,
-crystal, beam, sampling; ``engine.config.setup``) and the rendering kernel (``engine.render.simulate``).
+crystal, beam, sampling; ``engine.config.setup``) and the rendering kernel (``engine.render``).
 Everything the kernel needs is here, already resolved with the C's precedence rules, so the
 kernel never looks at argv.
 
@@ -16,6 +16,8 @@ from enum import Enum
 from typing import Optional
 
 import torch
+
+from engine.config.defects import get as defect
 
 
 class Mode(str, Enum):
@@ -157,9 +159,7 @@ class SimulationSetup:
 
     def reproduces(self, defect_id: str) -> bool:
         """Whether the C defect ``defect_id`` is reproduced (the id must be registered)."""
-        from engine.config.defects import get
-
-        return get(defect_id).id in self.defects
+        return defect(defect_id).id in self.defects
 
     @property
     def steps(self) -> int:

@@ -7,44 +7,40 @@ factors, sources, mosaic domains. File paths are relative to the current working
 """
 from __future__ import annotations
 
-import importlib
 import math
 import time
-from typing import Iterable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch
 
 from engine.sample import beam as beam_mod
 from engine.sample import crystal as xtal
 from engine.config import defects as defects_mod
-from engine.cli import find_smv_inputs, parse_argv, split_long_options
+from engine.config.argv import find_smv_inputs, parse_argv, split_long_options
 from engine.config.model import (BeamConfig, CrystalConfig, DetectorConfig, Mode, SamplingConfig, Shape,
                            SimulationSetup, StructureFactors)
-from engine.geometry.conventions import BeamCentreInput, resolve
+from engine.config.device import check_device
+from engine.geometry.conventions import BeamCentreInput, ConventionFrame, resolve
 from engine.geometry.detector import (Basis, DetectorGeometry, clean_basis, detector_geometry, pixel_counts,
                              thickness_layers)
 from engine.io.errors import InputFileError
 from engine.io.matrix import read_mosflm_matrix
+from engine.io.smv import read_header, read_image
 from engine.config.options import Options, UsageError
+from engine.sample.rng import mosaic_umats, random_misset_angles, uniform_random_rotation
+from engine.sample.sources import (generate_sources, incident_directions, read_sourcefile, resolve_steps,
+                                   source_lines)
 from engine.sample.structure_factors import choose_interpolation, read_hkl
 from engine.outputs.trace import TraceRecorder, format_number
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
-def _engine2(module: str, name: str, flag: str):
-    """A function of the engine-II modules, or a clear NotImplementedError while it is missing."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise NotImplementedError(f"{flag} needs {module}.{name}, which is not written yet (engine II)") from None
-
-
-def _smv_input(flag: str, fn_name: str, path: str, **kw):
+def _smv_input(flag: str, read: Callable[..., Any], path: str, **kw: Any) -> Any:
     """Read an -img/-mask file; an ``InputFileError`` names the flag as well as the file."""
-    fn = _engine2("engine.io.smv", fn_name, flag)
     try:
-        return fn(path, **kw)
+        return read(path, **kw)
     except InputFileError as exc:
         raise InputFileError(f"{flag} {exc}") from None
 
@@ -54,11 +50,11 @@ def _read_headers(opts_argv: Sequence[str]) -> list[tuple[str, dict]]:
     headers = []
     # The C reads the mask header first and the img header second, so the img header wins.
     if mask is not None:
-        headers.append(("mask", _smv_input("-mask", "read_header", mask)))
+        headers.append(("mask", _smv_input("-mask", read_header, mask)))
     if img is not None:
-        headers.append(("img", _smv_input("-img", "read_header", img)))
+        headers.append(("img", _smv_input("-img", read_header, img)))
         # Only the header is used, but the C reads the pixels too: refuse a truncated file.
-        _smv_input("-img", "read_image", img)
+        _smv_input("-img", read_image, img)
     return headers
 
 
@@ -128,11 +124,11 @@ def _crystal_vectors(o: Options, defects: frozenset[str], console: list[str]) ->
             seed = -int(time.time())
             console.append("note: -misset random without -misset_seed uses the clock as seed")
         if "misset-random-radian-cap" in defects:
-            angles = _engine2("engine.sample.rng", "random_misset_angles", "-misset random")(-seed)
+            angles = random_misset_angles(-seed)
             console.append("random orientation misset angles: %f %f %f deg" % tuple(x * 180 / math.pi for x in angles))
             vecs = xtal.misset_rotate(vecs, angles)
         else:
-            U = _engine2("engine.sample.rng", "uniform_random_rotation", "-misset random")(-seed).to(torch.float64)
+            U = uniform_random_rotation(-seed).to(torch.float64)
             vecs = [U @ v for v in vecs]
     elif o.misset is not None:
         vecs = xtal.misset_rotate(vecs, o.misset)
@@ -140,24 +136,21 @@ def _crystal_vectors(o: Options, defects: frozenset[str], console: list[str]) ->
                            cell_V=cell_V)
 
 
-def _sources(o: Options, basis: Basis, defects: frozenset[str], console: list[str]):
+def _sources(o: Options, basis: Basis, defects: frozenset[str]):
     """(positions, wavelengths, weights) from -sourcefile or the divergence × dispersion grid."""
     if o.sourcefile is not None:
-        read = _engine2("engine.sample.sources", "read_sourcefile", "-sourcefile")
         try:
-            return read(o.sourcefile, basis.beam, o.lambda0, c_parity=("sourcefile-last-line-zero" in defects))
+            return read_sourcefile(o.sourcefile, basis.beam, o.lambda0, c_parity=("sourcefile-last-line-zero" in defects))
         except InputFileError as exc:
             raise InputFileError(f"-sourcefile {exc}") from None
     grid_given = ((o.hdivrange, o.hdivstep, o.hdivsteps, o.vdivrange, o.vdivstep, o.vdivsteps,
                    o.dispersion, o.dispstep, o.dispsteps) != (-1.0, -1.0, -1, -1.0, -1.0, -1, 0.0, -1.0, -1))
     if not grid_given:
         return beam_mod.default_source(basis.beam, o.lambda0)
-    resolve_steps = _engine2("engine.sample.sources", "resolve_steps", "divergence/dispersion")
-    generate = _engine2("engine.sample.sources", "generate_sources", "divergence/dispersion")
     h = resolve_steps(o.hdivrange, o.hdivstep, o.hdivsteps)
     v = resolve_steps(o.vdivrange, o.vdivstep, o.vdivsteps)
     d = resolve_steps(o.dispersion, o.dispstep, o.dispsteps)
-    return generate(basis.beam, basis.polar, o.lambda0, *h, *v, o.round_div, *d)
+    return generate_sources(basis.beam, basis.polar, o.lambda0, *h, *v, o.round_div, *d)
 
 
 def _sampling_lines(cell: xtal.CellVectors, thickstep: float, thicksteps: int, phi0: float,
@@ -173,83 +166,87 @@ def _sampling_lines(cell: xtal.CellVectors, thickstep: float, thicksteps: int, p
     return lines
 
 
-def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: int = 1,
-                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
-                defects: Optional[Iterable[str]] = None) -> SimulationSetup:
-    """Resolve a nanoBragg argv (no program name) into a ``SimulationSetup``.
+@dataclass(frozen=True)
+class _RunSettings:
+    """Our long options in argv over the keyword arguments (the first precedence rule)."""
 
-    Our long options in argv (``--mode``, ``--c-defects``, ``--device``, ``--dtype``,
-    ``--c-threads``) override the keyword arguments. ``defects`` names the registered C defects
-    to reproduce (default: all in c-parity mode, none in spec mode). Raises ``UsageError`` for a bad command line, ``InputFileError`` for an
-    unreadable or malformed input file, ``NotImplementedError`` for a flag whose engine-II
-    module is not there yet.
-    """
+    c_argv: list[str]
+    mode: Mode
+    device: str
+    dtype: torch.dtype
+    c_threads: int
+    defects: frozenset[str]
+
+
+def _run_settings(argv: Sequence[str], mode: str | Mode, c_threads: int, device: str | torch.device,
+                  dtype: torch.dtype, defects: Optional[Iterable[str]]) -> _RunSettings:
     c_argv, long_opts = split_long_options(argv)
     mode = Mode(long_opts.get("mode", mode.value if isinstance(mode, Mode) else mode))
-    device = long_opts.get("device", device)
+    device = long_opts["device"] if "device" in long_opts else check_device(device, flag="device")
     dtype = _DTYPES[long_opts["dtype"]] if "dtype" in long_opts else dtype
-    c_threads = int(long_opts.get("c_threads", c_threads))
     if "defects" in long_opts:
         defects = long_opts["defects"]
     defects = defects_mod.for_mode(mode) if defects is None else defects_mod.parse_ids(defects)
+    return _RunSettings(c_argv, mode, device, dtype, int(long_opts.get("c_threads", c_threads)), defects)
 
-    o = parse_argv(c_argv, headers=_read_headers(c_argv))
-    _check_inputs(o)
-    console: list[str] = list(o.notes)
-    rec = TraceRecorder()
 
-    # Pixel counts, fluence, beam clipping of the sample.
+@dataclass(frozen=True)
+class _Detector:
+    """The detector as resolved before the crystal: counts, convention frame, geometry, layers."""
+
+    fpixels: int
+    spixels: int
+    frame: ConventionFrame
+    basis: Basis
+    pivot: str
+    geom: DetectorGeometry
+    thick: float
+    thickstep: float
+    thicksteps: int
+    mu: float
+
+
+def _resolve_detector(o: Options, defects: frozenset[str], console: list[str],
+                      rec: TraceRecorder) -> _Detector:
+    """Pixel counts, near point, convention and unitized basis, sensor layers, then rotation and
+    pix0, with their console lines in the C's order (the mosaic line sits between, as in the C)."""
     fpixels, spixels, detsize_f, detsize_s = pixel_counts(o.pixel_size, o.fpixels, o.spixels,
                                                           o.detsize_f, o.detsize_s)
     if fpixels <= 0 or spixels <= 0:
         raise UsageError(f"detector has {fpixels}x{spixels} pixels; give -detpixels N or -detsize MM")
-    fluence = beam_mod.resolve_fluence(o.fluence, o.flux, o.exposure, o.beamsize)
-    sample_y, sample_z, lines = beam_mod.clip_sample_to_beam(o.sample_y, o.sample_z, o.beamsize)
-    console += lines
-
-    # Near point, convention, unitized basis.
+    console += beam_mod.clip_sample_to_beam(o.sample_y, o.sample_z, o.beamsize)[2]
     Fclose, Sclose, Xclose, Yclose = near_point_defaults(o, detsize_f, detsize_s)
     bc = BeamCentreInput(Xbeam=o.Xbeam, Ybeam=o.Ybeam, Xclose=Xclose, Yclose=Yclose, Fclose=Fclose,
                          Sclose=Sclose, detsize_f=detsize_f, detsize_s=detsize_s, pixel_size=o.pixel_size)
     custom = dict(beam=o.beam_vector, fdet=o.fdet_vector, sdet=o.sdet_vector, odet=o.odet_vector,
                   twotheta_axis=o.twotheta_axis, polar=o.polar_vector, spindle=o.spindle_axis)
     frame = resolve(o.convention, bc, custom)
-    pivot = frame.pivot or o.pivot
     basis = clean_basis(frame)
     if basis.odet_regenerated:
         console.append("note: -odet_vector is not of unit length; using unit(fdet x sdet) instead")
-
-    # Automatic step counts.
-    osc, phistep, phisteps = xtal.phi_sampling(o.osc, o.phistep, o.phisteps)
     thick, thickstep, thicksteps, mu, lines = thickness_layers(o.detector_thick, o.detector_thickstep,
                                                                o.detector_thicksteps, o.detector_mu)
     console += lines
-    mosaic_spread, mosaic_domains, lines = xtal.mosaic_domain_count(o.mosaic_spread, o.mosaic_domains)
-    console += lines
-
-    # Detector rotation and pix0.
+    console += xtal.mosaic_domain_count(o.mosaic_spread, o.mosaic_domains)[2]
     console.append(f"{frame.name.lower()} convention selected.")
     pix0_ignored = "pix0-vector-ignored" in defects
-    pix0_override = o.pix0_vector if (o.pix0_vector is not None and not pix0_ignored) else None
     if o.pix0_vector is not None and pix0_ignored:
         console.append("note: -pix0_vector values ignored, as the C does (C defect pix0-vector-ignored)")
-    geom: DetectorGeometry = detector_geometry(
+    pivot = frame.pivot or o.pivot
+    geom = detector_geometry(
         frame, basis, pivot=pivot, rotx=o.detector_rotx, roty=o.detector_roty, rotz=o.detector_rotz,
         twotheta=o.twotheta, distance=o.distance, close_distance=o.close_distance,
-        pixel_size=o.pixel_size, Xclose=Xclose, Yclose=Yclose, pix0_override=pix0_override, recorder=rec)
+        pixel_size=o.pixel_size, Xclose=Xclose, Yclose=Yclose,
+        pix0_override=None if pix0_ignored else o.pix0_vector, recorder=rec)
     console += [_vec_line("DETECTOR_FAST_AXIS", geom.fdet), _vec_line("DETECTOR_SLOW_AXIS", geom.sdet),
                 _vec_line("DETECTOR_NORMAL_AXIS", geom.odet), _vec_line("DETECTOR_PIX0_VECTOR", geom.pix0)]
-    distance = float(geom.distance)
+    return _Detector(fpixels, spixels, frame, basis, pivot, geom, thick, thickstep, thicksteps, mu)
 
-    # Interpolation choice: made on N as given, before -xtalsize turns into N (as the C does).
-    interpolate, line = choose_interpolation(o.interpolate, (o.Na, o.Nb, o.Nc), o.hkl_file is not None)
-    if line:
-        console.append(line)
 
-    # Crystal.
-    cell = _crystal_vectors(o, defects, console)
-    a0, b0, c0 = cell.a * 1e-10, cell.b * 1e-10, cell.c * 1e-10
-    lengths_m = [float(torch.linalg.vector_norm(v)) for v in (a0, b0, c0)]
+def _oversample(o: Options, cell: xtal.CellVectors, distance: float, console: list[str]) -> tuple[int, int, int, int]:
+    """(Na, Nb, Nc, oversample): -xtalsize turns into N; -oversample 0 means the recommended one."""
+    lengths_m = [float(torch.linalg.vector_norm(v * 1e-10)) for v in (cell.a, cell.b, cell.c)]
+    sample_y, sample_z, _ = beam_mod.clip_sample_to_beam(o.sample_y, o.sample_z, o.beamsize)
     Na, Nb, Nc = xtal.cell_counts((o.Na, o.Nb, o.Nc), (o.sample_x, sample_y, sample_z), lengths_m)
     xtal_max = max(lengths_m[0] * Na, lengths_m[1] * Nb, lengths_m[2] * Nc)
     recommended = xtal.recommended_oversample(xtal_max, o.lambda0, distance, o.pixel_size)
@@ -260,57 +257,95 @@ def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: in
     if oversample < recommended:
         console.append(f"note: crystal ({xtal_max * 1e10:g} Å) is large for the pixel; "
                        f"-oversample {recommended} is recommended")
+    return Na, Nb, Nc, oversample
 
-    # Structure factors.
-    if o.hkl_file is not None:
-        sf = read_hkl(o.hkl_file, o.default_F)
-        sf = StructureFactors(default_F=sf.default_F, grid=sf.grid, h_min=sf.h_min, k_min=sf.k_min,
-                              l_min=sf.l_min, interpolate=interpolate)
-    else:
-        sf = StructureFactors(default_F=o.default_F, interpolate=False)
 
-    # Sources and mosaic domains.
-    positions, wavelengths, weights = _sources(o, basis, defects, console)
+def _structure_factors(o: Options, interpolate: bool) -> StructureFactors:
+    if o.hkl_file is None:
+        return StructureFactors(default_F=o.default_F, interpolate=False)
+    sf = read_hkl(o.hkl_file, o.default_F)
+    return StructureFactors(default_F=sf.default_F, grid=sf.grid, h_min=sf.h_min, k_min=sf.k_min,
+                            l_min=sf.l_min, interpolate=interpolate)
+
+
+def _mask(o: Options, det: _Detector, defects: frozenset[str]) -> Optional[torch.Tensor]:
+    """Pixels an -mask file leaves on (nonzero), or None."""
+    if o.mask_file is None:
+        return None
+    img = _smv_input("-mask", read_image, o.mask_file, c_parity=("smv-no-byteswap" in defects))
+    if tuple(img.shape) != (det.spixels, det.fpixels):
+        raise UsageError(f"-mask {o.mask_file}: image is {tuple(img.shape)} (slow, fast) but the "
+                         f"detector is ({det.spixels}, {det.fpixels}); drop the -detpixels override")
+    return img != 0
+
+
+def _detector_config(o: Options, det: _Detector, oversample: int, mask) -> DetectorConfig:
+    geom = det.geom
+    return DetectorConfig(
+        spixels=det.spixels, fpixels=det.fpixels, pixel_size=o.pixel_size, pix0=geom.pix0, fdet=geom.fdet,
+        sdet=geom.sdet, odet=geom.odet, distance=float(geom.distance), close_distance=float(geom.close_distance),
+        roi=roi_limits(o.roi, det.fpixels, det.spixels), mask=mask, oversample=oversample, thickness=det.thick,
+        thicksteps=det.thicksteps, thickstep=det.thickstep, mu=det.mu, curved=o.curved_det,
+        point_pixel=o.point_pixel, convention=det.frame.name, pivot=det.pivot, Xbeam=float(det.frame.Xbeam),
+        Ybeam=float(det.frame.Ybeam), Fbeam=float(geom.Fbeam), Sbeam=float(geom.Sbeam))
+
+
+def _beam_config(o: Options, basis: Basis, positions, wavelengths, weights) -> BeamConfig:
+    fluence = beam_mod.resolve_fluence(o.fluence, o.flux, o.exposure, o.beamsize)
+    return BeamConfig(
+        incident=incident_directions(positions), wavelengths=wavelengths.to(torch.float64),
+        weights=weights.to(torch.float64), lambda0=o.lambda0, fluence=fluence, polarization_axis=basis.polar,
+        kahn_factor=o.polarization, nopolar=o.nopolar, dmin=o.dmin, source_positions=positions,
+        beam_vector=basis.beam)
+
+
+def _crystal_config(o: Options, cell: xtal.CellVectors, counts: tuple[int, int, int],
+                    spindle: torch.Tensor) -> CrystalConfig:
+    osc, phistep, phisteps = xtal.phi_sampling(o.osc, o.phistep, o.phisteps)
+    mosaic_spread, mosaic_domains, _ = xtal.mosaic_domain_count(o.mosaic_spread, o.mosaic_domains)
+    umats = mosaic_umats(mosaic_spread, mosaic_domains, -o.mosaic_seed) if mosaic_domains > 1 else None
+    return CrystalConfig(
+        a0=cell.a * 1e-10, b0=cell.b * 1e-10, c0=cell.c * 1e-10, a_star=cell.a_star, b_star=cell.b_star,
+        c_star=cell.c_star, Na=counts[0], Nb=counts[1], Nc=counts[2], shape=Shape(o.xtal_shape), fudge=o.fudge,
+        spindle_axis=spindle, phi0=o.phi0, phistep=phistep, phisteps=phisteps, mosaic_spread=mosaic_spread,
+        mosaic_umats=umats)
+
+
+def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: int = 1,
+                device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+                defects: Optional[Iterable[str]] = None) -> SimulationSetup:
+    """Resolve a nanoBragg argv (no program name) into a ``SimulationSetup``.
+
+    Our long options in argv (``--mode``, ``--c-defects``, ``--device``, ``--dtype``,
+    ``--c-threads``) override the keyword arguments. ``defects`` names the registered C defects
+    to reproduce (default: all in c-parity mode, none in spec mode). Raises ``UsageError`` for a
+    bad command line or device, ``InputFileError`` for an unreadable or malformed input file.
+    """
+    run = _run_settings(argv, mode, c_threads, device, dtype, defects)
+    o = parse_argv(run.c_argv, headers=_read_headers(run.c_argv))
+    _check_inputs(o)
+    console: list[str] = list(o.notes)
+    rec = TraceRecorder()
+    det = _resolve_detector(o, run.defects, console, rec)
+    # Interpolation choice: made on N as given, before -xtalsize turns into N (as the C does).
+    interpolate, line = choose_interpolation(o.interpolate, (o.Na, o.Nb, o.Nc), o.hkl_file is not None)
+    if line:
+        console.append(line)
+    cell = _crystal_vectors(o, run.defects, console)
+    Na, Nb, Nc, oversample = _oversample(o, cell, float(det.geom.distance), console)
+    sf = _structure_factors(o, interpolate)
+    positions, wavelengths, weights = _sources(o, det.basis, run.defects)
     positions = positions.to(torch.float64)
-    console += _sampling_lines(cell, thickstep, thicksteps, o.phi0, phistep, phisteps)
-    try:
-        from engine.sample.sources import source_lines
-        console += source_lines(positions, wavelengths, weights)
-    except ImportError:
-        pass
-    incident = _engine2("engine.sample.sources", "incident_directions", "sources")(positions)
-    umats = None
-    if mosaic_domains > 1:
-        umats = _engine2("engine.sample.rng", "mosaic_umats", "-mosaic")(mosaic_spread, mosaic_domains, -o.mosaic_seed)
-
-    # Masks from an SMV file (nonzero renders).
-    mask = None
-    if o.mask_file is not None:
-        img = _smv_input("-mask", "read_image", o.mask_file, c_parity=("smv-no-byteswap" in defects))
-        if tuple(img.shape) != (spixels, fpixels):
-            raise UsageError(f"-mask {o.mask_file}: image is {tuple(img.shape)} (slow, fast) but the "
-                             f"detector is ({spixels}, {fpixels}); drop the -detpixels override")
-        mask = img != 0
-
-    detector = DetectorConfig(
-        spixels=spixels, fpixels=fpixels, pixel_size=o.pixel_size, pix0=geom.pix0, fdet=geom.fdet,
-        sdet=geom.sdet, odet=geom.odet, distance=distance, close_distance=float(geom.close_distance),
-        roi=roi_limits(o.roi, fpixels, spixels), mask=mask, oversample=oversample, thickness=thick,
-        thicksteps=thicksteps, thickstep=thickstep, mu=mu, curved=o.curved_det, point_pixel=o.point_pixel,
-        convention=frame.name, pivot=pivot, Xbeam=float(frame.Xbeam), Ybeam=float(frame.Ybeam),
-        Fbeam=float(geom.Fbeam), Sbeam=float(geom.Sbeam))
-    beam = BeamConfig(
-        incident=incident, wavelengths=wavelengths.to(torch.float64), weights=weights.to(torch.float64),
-        lambda0=o.lambda0, fluence=fluence, polarization_axis=basis.polar, kahn_factor=o.polarization,
-        nopolar=o.nopolar, dmin=o.dmin, source_positions=positions, beam_vector=basis.beam)
-    crystal = CrystalConfig(
-        a0=a0, b0=b0, c0=c0, a_star=cell.a_star, b_star=cell.b_star, c_star=cell.c_star,
-        Na=Na, Nb=Nb, Nc=Nc, shape=Shape(o.xtal_shape), fudge=o.fudge, spindle_axis=basis.spindle,
-        phi0=o.phi0, phistep=phistep, phisteps=phisteps, mosaic_spread=mosaic_spread, mosaic_umats=umats)
+    console += _sampling_lines(cell, det.thickstep, det.thicksteps, o.phi0, *xtal.phi_sampling(o.osc, o.phistep, o.phisteps)[1:])
+    console += source_lines(positions, wavelengths, weights)
+    beam = _beam_config(o, det.basis, positions, wavelengths, weights)
+    crystal = _crystal_config(o, cell, (Na, Nb, Nc), det.basis.spindle)
+    detector = _detector_config(o, det, oversample, _mask(o, det, run.defects))
     sampling = SamplingConfig(oversample_thick=o.oversample_thick, oversample_polar=o.oversample_polar,
                               oversample_omega=o.oversample_omega,
-                              water_I_bg=beam_mod.water_background(o.water_size, fluence))
+                              water_I_bg=beam_mod.water_background(o.water_size, beam.fluence))
     setup = SimulationSetup(detector=detector, beam=beam, crystal=crystal, structure_factors=sf,
-                            sampling=sampling, mode=mode, defects=defects, c_threads=c_threads, trace_pixel=o.trace_pixel,
-                            setup_trace=tuple(rec.lines), console=tuple(console), options=o)
-    return setup.to(device=device, dtype=dtype)
+                            sampling=sampling, mode=run.mode, defects=run.defects, c_threads=run.c_threads,
+                            trace_pixel=o.trace_pixel, setup_trace=tuple(rec.lines), console=tuple(console),
+                            options=o)
+    return setup.to(device=run.device, dtype=run.dtype)

@@ -14,23 +14,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from engine.io.pixels import as_float32, roi_mask
+
 __all__ = ["pgm_scale", "pgm_bytes", "write_pgm", "c_rmsd"]
-
-
-def _as_float32(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().to(torch.float64).numpy()
-    return np.asarray(image, dtype=np.float64).astype(np.float32)
-
-
-def _inside(shape: tuple[int, int], roi: Optional[tuple[int, int, int, int]]) -> np.ndarray:
-    inside = np.zeros(shape, dtype=bool)
-    if roi is None:
-        inside[:] = True
-    else:
-        fmin, fmax, smin, smax = roi
-        inside[max(smin, 0):smax + 1, max(fmin, 0):fmax + 1] = True
-    return inside
 
 
 def c_rmsd(float_image: torch.Tensor | np.ndarray, *, roi: Optional[tuple[int, int, int, int]] = None,
@@ -39,8 +25,8 @@ def c_rmsd(float_image: torch.Tensor | np.ndarray, *, roi: Optional[tuple[int, i
 
     rendered: bool (spixels, fpixels) of the pixels the C rendered (ROI and mask); default: the ROI.
     """
-    values = _as_float32(float_image).astype(np.float64)
-    inside = _inside(values.shape, roi)
+    values = as_float32(float_image).astype(np.float64)
+    inside = roi_mask(values.shape, roi)
     if rendered is None:
         rendered_np = inside
     else:
@@ -66,14 +52,14 @@ def pgm_scale(pgmscale: float, intfile_scale: float, rmsd: float) -> float:
 def pgm_bytes(float_image: torch.Tensor | np.ndarray, scale: float, *,
               roi: Optional[tuple[int, int, int, int]] = None) -> bytes:
     """The complete PGM file for an already-resolved scale."""
-    values = _as_float32(float_image)
+    values = as_float32(float_image)
     spixels, fpixels = values.shape
     test = values.astype(np.float64) * scale
     test = np.where(test > 255.0, 255.0, test)
     # Truncation toward zero; NaN (and the impossible negative) end up 0, as on x86.
     test = np.where(np.isnan(test) | (test < 0.0), 0.0, test)
     pix = np.trunc(test).astype(np.uint8)
-    pix[~_inside(values.shape, roi)] = 0
+    pix[~roi_mask(values.shape, roi)] = 0
     head = "P5\n%d %d\n# pixels scaled by %g\n255\n" % (fpixels, spixels, scale)
     return head.encode("ascii") + pix.tobytes()
 
@@ -91,8 +77,8 @@ def write_pgm(path: str | Path, float_image: torch.Tensor | np.ndarray, pgmscale
         if rmsd is None:
             rmsd = c_rmsd(float_image, roi=roi, rendered=rendered)
         if intfile_scale is None:
-            values = _as_float32(float_image)
-            cand = values[_inside(values.shape, roi) & ~np.isnan(values)]
+            values = as_float32(float_image)
+            cand = values[roi_mask(values.shape, roi) & ~np.isnan(values)]
             max_I = max(float(cand.max()), 0.0) if cand.size else 0.0
             intfile_scale = 55000.0 / max_I if max_I > 0.0 else 1.0
     scale = pgm_scale(pgmscale, intfile_scale or 1.0, rmsd or 0.0)

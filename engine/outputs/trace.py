@@ -8,6 +8,7 @@ Line formats (the engine prints the same with ``TRACE_PY`` in place of ``TRACE_C
     TRACE_C:key=value                 set-up (detector geometry), once per run
     TRACE_C: key v1 v2 v3             traced pixel, repeated per (layer, subpixel)
     TRACE_C_PHI phi_tic=0 phi_deg=..  one per φ step (source 0, mosaic domain 0)
+    TRACE_C_SOURCE2: key value        per-source terms of source 2 (φ step 0, mosaic domain 0)
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ STAGES: tuple[str, ...] = (
 class TraceKey:
     """One trace key.
 
-    kind: 'setup' (``TRACE_C:key=value``), 'pixel' (``TRACE_C: key v…``) or 'phi' (a field of a
-    ``TRACE_C_PHI`` line). value: 'float', 'int', 'text', 'labelled' (``a:1 b:2``) or 'matrix'.
+    kind: 'setup' (``TRACE_C:key=value``), 'pixel' (``TRACE_C: key v…``), 'phi' (a field of a
+    ``TRACE_C_PHI`` line) or 'source' (``TRACE_C_SOURCE<n>: key v``, aligned by source index n). value: 'float', 'int', 'text', 'labelled' (``a:1 b:2``) or 'matrix'.
     """
 
     name: str
@@ -55,62 +56,62 @@ def _vec(name: str, stage: str, kind: str, alias: str = "", doc: str = "") -> Tr
     return TraceKey(name, stage, kind, "float", ("x", "y", "z"), (alias,) if alias else (), doc)
 
 
-def _s(name: str, stage: str, kind: str, alias: str = "", value: str = "float", doc: str = "") -> TraceKey:
+def _scalar(name: str, stage: str, kind: str, alias: str = "", value: str = "float", doc: str = "") -> TraceKey:
     return TraceKey(name, stage, kind, value, (), (alias,) if alias else (), doc)
 
 
-_D, _P = "detector", "pixel position"
+DETECTOR, PIXEL_POSITION = "detector", "pixel position"
 KEYS: tuple[TraceKey, ...] = (
     # --- set-up, SAMPLE-pivot branch then common then BEAM-pivot branch (C program order) ---
-    _s("detector_convention", _D, "setup", "convention", value="text"),
-    TraceKey("angles_rad", _D, "setup", "labelled", ("rotx", "roty", "rotz", "twotheta"), ("angles",)),
-    TraceKey("beam_center_m", _D, "setup", "labelled", (), ("beam_center",),
+    _scalar("detector_convention", DETECTOR, "setup", "convention", value="text"),
+    TraceKey("angles_rad", DETECTOR, "setup", "labelled", ("rotx", "roty", "rotz", "twotheta"), ("angles",)),
+    TraceKey("beam_center_m", DETECTOR, "setup", "labelled", (), ("beam_center",),
              "C prints metres/1000 for the first two values (units bug)"),
-    _vec("initial_fdet", _D, "setup"),
-    _vec("initial_sdet", _D, "setup"),
-    _vec("initial_odet", _D, "setup"),
-    _s("Fclose_m", _D, "setup", "Fclose"),
-    _s("Sclose_m", _D, "setup", "Sclose"),
-    _s("close_distance_m", _D, "setup"),
-    _s("ratio", _D, "setup"),
-    _s("distance_m", _D, "setup", "distance"),
-    _vec("term_fast_before_rot", _D, "setup"),
-    _vec("term_slow_before_rot", _D, "setup"),
-    _vec("term_close_before_rot", _D, "setup"),
-    _vec("pix0_before_rotation", _D, "setup"),
-    _vec("pix0_after_rotz", _D, "setup"),
-    _vec("pix0_after_twotheta", _D, "setup"),
-    _vec("fdet_after_rotz", _D, "setup"),
-    _vec("sdet_after_rotz", _D, "setup"),
-    _vec("odet_after_rotz", _D, "setup"),
-    _vec("twotheta_axis", _D, "setup"),
-    _vec("fdet_after_twotheta", _D, "setup"),
-    _vec("sdet_after_twotheta", _D, "setup"),
-    _vec("odet_after_twotheta", _D, "setup"),
-    TraceKey("Rx", _D, "setup", "matrix"),
-    TraceKey("Ry", _D, "setup", "matrix"),
-    TraceKey("Rz", _D, "setup", "matrix"),
-    TraceKey("R_total", _D, "setup", "matrix"),
-    _s("convention_mapping", _D, "setup", value="text"),
-    _s("Fbeam_m", _D, "setup", "Fbeam"),
-    _s("Sbeam_m", _D, "setup", "Sbeam"),
-    _vec("term_fast", _D, "setup"),
-    _vec("term_slow", _D, "setup"),
-    _vec("term_beam", _D, "setup"),
-    _vec("pix0_vector", _D, "setup"),
+    _vec("initial_fdet", DETECTOR, "setup"),
+    _vec("initial_sdet", DETECTOR, "setup"),
+    _vec("initial_odet", DETECTOR, "setup"),
+    _scalar("Fclose_m", DETECTOR, "setup", "Fclose"),
+    _scalar("Sclose_m", DETECTOR, "setup", "Sclose"),
+    _scalar("close_distance_m", DETECTOR, "setup"),
+    _scalar("ratio", DETECTOR, "setup"),
+    _scalar("distance_m", DETECTOR, "setup", "distance"),
+    _vec("term_fast_before_rot", DETECTOR, "setup"),
+    _vec("term_slow_before_rot", DETECTOR, "setup"),
+    _vec("term_close_before_rot", DETECTOR, "setup"),
+    _vec("pix0_before_rotation", DETECTOR, "setup"),
+    _vec("pix0_after_rotz", DETECTOR, "setup"),
+    _vec("pix0_after_twotheta", DETECTOR, "setup"),
+    _vec("fdet_after_rotz", DETECTOR, "setup"),
+    _vec("sdet_after_rotz", DETECTOR, "setup"),
+    _vec("odet_after_rotz", DETECTOR, "setup"),
+    _vec("twotheta_axis", DETECTOR, "setup"),
+    _vec("fdet_after_twotheta", DETECTOR, "setup"),
+    _vec("sdet_after_twotheta", DETECTOR, "setup"),
+    _vec("odet_after_twotheta", DETECTOR, "setup"),
+    TraceKey("Rx", DETECTOR, "setup", "matrix"),
+    TraceKey("Ry", DETECTOR, "setup", "matrix"),
+    TraceKey("Rz", DETECTOR, "setup", "matrix"),
+    TraceKey("R_total", DETECTOR, "setup", "matrix"),
+    _scalar("convention_mapping", DETECTOR, "setup", value="text"),
+    _scalar("Fbeam_m", DETECTOR, "setup", "Fbeam"),
+    _scalar("Sbeam_m", DETECTOR, "setup", "Sbeam"),
+    _vec("term_fast", DETECTOR, "setup"),
+    _vec("term_slow", DETECTOR, "setup"),
+    _vec("term_beam", DETECTOR, "setup"),
+    _vec("pix0_vector", DETECTOR, "setup"),
     # --- traced pixel ---
-    _vec("pix0_vector_meters", _D, "pixel", "pix0"),
-    _vec("fdet_vec", _D, "pixel", "fdet"),
-    _vec("sdet_vec", _D, "pixel", "sdet"),
-    _vec("pixel_pos_meters", _P, "pixel", "pixel_pos"),
-    _s("R_distance_meters", _P, "pixel", "R"),
-    _s("omega_pixel_sr", _P, "pixel", "omega_sr"),
-    _s("close_distance_meters", _P, "pixel", "close_distance"),
-    _s("obliquity_factor", _P, "pixel", "obliquity"),
+    _vec("pix0_vector_meters", DETECTOR, "pixel", "pix0"),
+    _vec("fdet_vec", DETECTOR, "pixel", "fdet"),
+    _vec("sdet_vec", DETECTOR, "pixel", "sdet"),
+    _vec("pixel_pos_meters", PIXEL_POSITION, "pixel", "pixel_pos"),
+    _scalar("R_distance_meters", PIXEL_POSITION, "pixel", "R"),
+    _scalar("omega_pixel_sr", PIXEL_POSITION, "pixel", "omega_sr"),
+    _scalar("close_distance_meters", PIXEL_POSITION, "pixel", "close_distance"),
+    _scalar("obliquity_factor", PIXEL_POSITION, "pixel", "obliquity"),
     _vec("diffracted_vec", "scattering", "pixel", "diffracted"),
     _vec("incident_vec", "scattering", "pixel", "incident"),
-    _s("lambda_meters", "scattering", "pixel", "lambda"),
-    _s("lambda_angstroms", "scattering", "pixel", "lambda_A"),
+    _scalar("lambda_meters", "scattering", "pixel", "lambda"),
+    _scalar("lambda_angstroms", "scattering", "pixel", "lambda_A"),
     _vec("scattering_vec_A_inv", "scattering", "pixel", "q", doc="values are in m^-1 despite the name"),
     _vec("rot_a_angstroms", "rotated cell", "pixel", "rot_a"),
     _vec("rot_b_angstroms", "rotated cell", "pixel", "rot_b"),
@@ -120,35 +121,51 @@ KEYS: tuple[TraceKey, ...] = (
     _vec("rot_c_star_A_inv", "rotated cell", "pixel", "rot_c_star", doc="static, not rotated (C label bug)"),
     TraceKey("hkl_frac", "hkl", "pixel", "float", ("h", "k", "l"), ("hkl",)),
     TraceKey("hkl_rounded", "hkl", "pixel", "int", ("h", "k", "l"), ("hkl0",)),
-    _s("F_latt_a", "lattice factor", "pixel"),
-    _s("F_latt_b", "lattice factor", "pixel"),
-    _s("F_latt_c", "lattice factor", "pixel"),
-    _s("F_latt", "lattice factor", "pixel"),
+    _scalar("F_latt_a", "lattice factor", "pixel"),
+    _scalar("F_latt_b", "lattice factor", "pixel"),
+    _scalar("F_latt_c", "lattice factor", "pixel"),
+    _scalar("F_latt", "lattice factor", "pixel"),
     # --- per-φ lines (TRACE_C_PHI), aligned by phi_tic ---
-    _s("phi_deg", "phi", "phi"),
-    _s("k_frac", "phi", "phi"),
-    _s("F_latt_b", "phi", "phi"),
-    _s("F_latt", "phi", "phi"),
-    _s("F_cell", "F_cell", "pixel"),
+    _scalar("phi_deg", "phi", "phi"),
+    _scalar("k_frac", "phi", "phi"),
+    _scalar("F_latt_b", "phi", "phi"),
+    _scalar("F_latt", "phi", "phi"),
+    _scalar("F_cell", "F_cell", "pixel"),
     # --- once per pixel, after all loops ---
-    _s("I_before_scaling", "intensity", "pixel", "I_raw"),
-    _s("r_e_meters", "scaling", "pixel", "r_e"),
-    _s("r_e_sqr", "scaling", "pixel"),
-    _s("fluence_photons_per_m2", "scaling", "pixel", "fluence"),
-    _s("steps", "scaling", "pixel", value="int"),
-    _s("oversample_thick", "scaling", "pixel", value="int"),
-    _s("oversample_polar", "scaling", "pixel", value="int"),
-    _s("oversample_omega", "scaling", "pixel", value="int"),
-    _s("capture_fraction", "scaling", "pixel", "capture"),
-    _s("polar", "scaling", "pixel", "polarization"),
-    _s("omega_pixel", "scaling", "pixel", "omega"),
-    _s("cos_2theta", "scaling", "pixel", "cos2theta"),
-    _s("I_pixel_final", "image value", "pixel", "I_final"),
-    _s("floatimage_accumulated", "image value", "pixel", "pixel_value"),
+    _scalar("I_before_scaling", "intensity", "pixel", "I_raw"),
+    _scalar("r_e_meters", "scaling", "pixel", "r_e"),
+    _scalar("r_e_sqr", "scaling", "pixel"),
+    _scalar("fluence_photons_per_m2", "scaling", "pixel", "fluence"),
+    _scalar("steps", "scaling", "pixel", value="int"),
+    _scalar("oversample_thick", "scaling", "pixel", value="int"),
+    _scalar("oversample_polar", "scaling", "pixel", value="int"),
+    _scalar("oversample_omega", "scaling", "pixel", value="int"),
+    _scalar("capture_fraction", "scaling", "pixel", "capture"),
+    _scalar("polar", "scaling", "pixel", "polarization"),
+    _scalar("omega_pixel", "scaling", "pixel", "omega"),
+    _scalar("cos_2theta", "scaling", "pixel", "cos2theta"),
+    _scalar("I_pixel_final", "image value", "pixel", "I_final"),
+    _scalar("floatimage_accumulated", "image value", "pixel", "pixel_value"),
+    # --- per-source lines (TRACE_C_SOURCE<n>), aligned by source index, after that term's F_cell ---
+    _scalar("lambda_angstroms", "scattering", "source"),
+    _scalar("source_index", "scattering", "source", value="int"),
+    _scalar("F_latt", "lattice factor", "source"),
+    _scalar("F_latt_squared", "lattice factor", "source"),
+    _scalar("F_cell", "F_cell", "source"),
+    _scalar("F_cell_squared", "F_cell", "source"),
+    _scalar("I_contribution", "intensity", "source", doc="F_cell² F_latt² of that one term"),
+    _scalar("polar", "scaling", "source", doc="the cached factor (that term's own with -oversample_polar)"),
+    _scalar("cos2theta", "scaling", "source"),
 )
 
 #: Fields of a TRACE_C_PHI line, in the C's order (phi_tic is the alignment index).
 PHI_FIELDS: tuple[str, ...] = ("phi_deg", "k_frac", "F_latt_b", "F_latt")
+
+#: Fields of a TRACE_C_SOURCE<n> line, in the C's order.
+SOURCE_FIELDS: tuple[str, ...] = ("F_cell", "F_latt", "F_cell_squared", "F_latt_squared", "I_contribution",
+                                  "polar", "cos2theta", "lambda_angstroms", "source_index")
+#: The one source index the instrumented C traces per-source lines for.
+TRACED_SOURCE = 2
 
 #: Component aliases: short name → (key, component index); k_frac also names the φ-line field.
 COMPONENT_ALIASES: dict[str, tuple[str, int]] = {
@@ -194,6 +211,10 @@ def format_phi_line(phi_tic: int, phi_deg: float, k_frac: float, F_latt_b: float
             f"F_latt={format_number(F_latt)}")
 
 
+def format_source_line(source: int, key: str, value: float | int, prefix: str = PY_PREFIX) -> str:
+    return f"{prefix}_SOURCE{source}: {key} {format_number(value)}"
+
+
 @dataclass
 class TraceRecorder:
     """Collects trace lines for the traced pixel; physics code hands it values, never prints."""
@@ -212,6 +233,9 @@ class TraceRecorder:
 
     def phi(self, phi_tic: int, phi_deg: float, k_frac: float, F_latt_b: float, F_latt: float) -> None:
         self.lines.append(format_phi_line(phi_tic, phi_deg, k_frac, F_latt_b, F_latt, self.prefix))
+
+    def source(self, source: int, key: str, value: float | int) -> None:
+        self.lines.append(format_source_line(source, key, value, self.prefix))
 
     def text(self) -> str:
         return "\n".join(self.lines) + ("\n" if self.lines else "")

@@ -18,7 +18,9 @@ from typing import Optional, Sequence
 import torch
 
 from engine.render.eval_order import rendered_in_rows, thread_row_blocks
-from engine.render.kernel import NO_CUTOFF, KernelPlan, any_survive, evaluate
+from engine.render.kernel import evaluate
+from engine.render.plan import KernelPlan
+from engine.render.terms import NO_CUTOFF, any_survive
 from engine.render.result import InterpolationStop
 
 
@@ -68,7 +70,7 @@ def find_interpolation_stop(plan: KernelPlan, rendered: torch.Tensor, rows_per_c
                             ) -> Optional[tuple[int, int, InterpolationStop]]:
     """The first out-of-range evaluation in row-major order: (pixel's linear index, its term
     index, the stop), or None. until: search only the pixels up to and including this one."""
-    if plan.tricubic is None:
+    if not plan.interpolate:
         return None
     det = plan.setup.detector
     n_f = det.fpixels
@@ -97,7 +99,7 @@ def interpolation_cutoffs(plan: KernelPlan, ss: torch.Tensor, ff: torch.Tensor,
                           stop: Optional[tuple[int, int, InterpolationStop]]) -> Optional[torch.Tensor]:
     """(P,) per-pixel term index of the stop: NO_CUTOFF before it, −1 after (see
     ``kernel.structure_factor``); None when the run does not interpolate."""
-    if plan.tricubic is None:
+    if not plan.interpolate:
         return None
     if stop is None:
         return torch.full(ss.shape, NO_CUTOFF, dtype=torch.long, device=ss.device)

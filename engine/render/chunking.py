@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Optional, TypeVar
 import torch
 
 from engine.config.model import SimulationSetup
+from engine.config.options import UsageError
 
 #: Working-set bytes per (pixel, sub-pixel, source, φ, mosaic) term of a batch in float64 (scaled
 #: by the element size for other dtypes; ×10 with tricubic interpolation for its 4×4×4 stencils).
@@ -30,8 +31,6 @@ CUDA_BUDGET_MAX = 1024 ** 3
 ENV_BUDGET = "NB_ENGINE_MEMORY_BUDGET"
 T = TypeVar("T")
 R = TypeVar("R")
-#: Kept for callers of the old module constant.
-DEFAULT_MEMORY_BUDGET = CPU_BUDGET
 
 _UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
 
@@ -84,6 +83,18 @@ def terms_per_pixel(setup: SimulationSetup) -> int:
     return max(1, setup.steps)
 
 
+def bytes_per_pixel(setup: SimulationSetup) -> float:
+    """Working-set bytes of one pixel in a kernel batch (its terms, and its per-sub-pixel·source
+    vectors), for the set-up's dtype."""
+    det = setup.detector
+    elem = torch.finfo(det.pix0.dtype).bits // 8
+    per_term = BYTES_PER_TERM_F64 * elem / 8
+    if setup.structure_factors.interpolate:
+        per_term *= 10        # the tricubic 4x4x4 stencils
+    n_src = int(setup.beam.incident.shape[0]) * det.oversample ** 2
+    return terms_per_pixel(setup) * per_term + n_src * BYTES_PER_PIXEL_F64 * elem / 8
+
+
 def rows_per_chunk(setup: SimulationSetup, chunk_pixels: Optional[int] = None,
                    memory_budget_bytes: Optional[int] = None) -> int:
     """Rows per batch: ``chunk_pixels`` rounded down to whole rows (at least one), or else what
@@ -91,18 +102,49 @@ def rows_per_chunk(setup: SimulationSetup, chunk_pixels: Optional[int] = None,
     det = setup.detector
     if chunk_pixels is not None:
         return max(1, chunk_pixels // max(1, det.fpixels))
-    elem = torch.finfo(det.pix0.dtype).bits // 8
     budget = memory_budget(det.pix0.device, memory_budget_bytes)
-    per_term = BYTES_PER_TERM_F64 * elem / 8
-    if setup.structure_factors.interpolate:
-        per_term *= 10        # the tricubic 4x4x4 stencils
-    n_src = int(setup.beam.incident.shape[0]) * det.oversample ** 2
-    per_pixel = terms_per_pixel(setup) * per_term + n_src * BYTES_PER_PIXEL_F64 * elem / 8
-    rows = max(1, int(budget // per_pixel) // max(1, det.fpixels))
+    rows = max(1, int(budget // bytes_per_pixel(setup)) // max(1, det.fpixels))
     threads = torch.get_num_threads() if det.pix0.device.type == "cpu" else 1
     if threads > 1 and not memory_budget_bytes:
         rows = min(rows, max(1, -(-det.spixels // (MIN_BATCHES_PER_THREAD * threads))))
     return rows
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"
+
+
+def check_memory(setup: SimulationSetup, available: Optional[int] = None) -> None:
+    """Refuse, before anything is allocated, a render whose smallest working set cannot fit.
+
+    That is the image (the set-up's dtype, its float32 copy and the rendered-pixel mask) plus one
+    batch of one row, the smallest batch the render makes. ``available``: bytes the device has
+    (default: ``available_memory``; unknown: no check). Raises ``UsageError`` naming the size.
+    """
+    det = setup.detector
+    available = available_memory(det.pix0.device) if available is None else available
+    if not available:
+        return
+    elem = torch.finfo(det.pix0.dtype).bits // 8
+    pixels = det.spixels * det.fpixels
+    image = pixels * (elem + 4 + 1)
+    row = det.fpixels * bytes_per_pixel(setup)
+    if image + row <= available:
+        return
+    if image >= row:
+        what = (f"the {det.fpixels}x{det.spixels} detector ({pixels:.3g} pixels, -detpixels) needs "
+                f"{_size(image)} for its image")
+        fix = "fewer pixels (-detpixels, -detsize) or a larger -pixel"
+    else:
+        what = (f"one row of {det.fpixels} pixels at {setup.steps:.3g} terms per pixel "
+                f"(-oversample {det.oversample}: {det.oversample ** 2:.3g} sub-pixels) needs {_size(row)}")
+        fix = "a smaller -oversample (or fewer sources, phi steps, mosaic domains)"
+    raise UsageError(f"{what}, more than the {_size(available)} of memory available on "
+                     f"{det.pix0.device}; use {fix}")
 
 
 def map_batches(fn: Callable[[T], R], items: Iterable[T], *, device: torch.device | str | None = None,

@@ -32,24 +32,26 @@ def dot3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return sum3(a * b)
 
 
-def subpixel_grid(oversample: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(subS, subF) integer indices of the U = oversample² sub-pixels, slow-major like the C."""
-    idx = torch.arange(oversample, device=device)
-    sub_s, sub_f = torch.meshgrid(idx, idx, indexing="ij")
-    return sub_s.reshape(-1), sub_f.reshape(-1)
-
-
 def pixel_positions(spix: torch.Tensor, fpix: torch.Tensor, depth: float, *, pix0: torch.Tensor,
                     fdet: torch.Tensor, sdet: torch.Tensor, odet: torch.Tensor, pixel_size: float,
                     oversample: int, curved: bool = False, distance: float = 0.0,
                     beam_vector: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Sample → sub-pixel centre vectors (P, U, 3) in metres, at ``depth`` along the normal."""
+    """Sample → sub-pixel centre vectors (P, U, 3) in metres, at ``depth`` along the normal.
+
+    U = oversample², slow-major like the C. A sub-pixel's fast coordinate depends only on its
+    column and its slow coordinate only on its row, so each is scaled onto its axis for the
+    ``oversample`` columns and rows alone; the U centres are then their broadcast sums, added
+    in the C's order (fast + slow + depth + pix0).
+    """
     dtype, device = pix0.dtype, pix0.device
-    sub_s, sub_f = subpixel_grid(oversample, device)
-    sub = pixel_size / oversample
-    Fdet = sub * (fpix[:, None] * oversample + sub_f[None, :]).to(dtype) + sub / 2.0
-    Sdet = sub * (spix[:, None] * oversample + sub_s[None, :]).to(dtype) + sub / 2.0
-    pos = Fdet[..., None] * fdet + Sdet[..., None] * sdet + depth * odet + pix0
+    o = oversample
+    idx = torch.arange(o, device=device)
+    sub = pixel_size / o
+    Fdet = sub * (fpix[:, None] * o + idx[None, :]).to(dtype) + sub / 2.0          # (P, o)
+    Sdet = sub * (spix[:, None] * o + idx[None, :]).to(dtype) + sub / 2.0          # (P, o)
+    fast = Fdet[:, None, :, None] * fdet                                            # (P, 1, o, 3)
+    slow = Sdet[:, :, None, None] * sdet                                            # (P, o, 1, 3)
+    pos = (fast + slow + depth * odet + pix0).reshape(-1, o * o, 3)
     if curved:
         # Every pixel sits at ``distance`` along the beam, turned about s then f by the flat
         # position's lab y/R and z/R read as angles (only meaningful for a beam along x).

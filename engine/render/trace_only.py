@@ -17,14 +17,14 @@ statistics describe that image; ``omega_sum`` is the full frame's (per-pixel geo
 """
 from __future__ import annotations
 
-
 import torch
 
 from engine.render.carry_state import find_interpolation_stop, interpolation_cutoffs, thread_first_pixels
-from engine.render.chunking import rows_per_chunk
+from engine.render.chunking import check_memory, rows_per_chunk
 from engine.config.model import SimulationSetup
 from engine.render.eval_order import rendered_in_rows, rendered_mask
-from engine.render.kernel import make_plan, omega_sum
+from engine.render.kernel import omega_sum
+from engine.render.plan import make_plan
 from engine.outputs.pixel_trace import traced_pixel
 from engine.render.result import RenderResult
 from engine.render.pixel_physics import solid_angle
@@ -36,6 +36,7 @@ OMEGA_CHUNK_PIXELS = 1 << 18
 
 def render_trace_only(setup: SimulationSetup, *, chunk_pixels: int | None = None,
                       memory_budget_bytes: int | None = None) -> RenderResult:
+    check_memory(setup)
     det = setup.detector
     plan = make_plan(setup, fast=True)
     rendered = rendered_mask(setup)

@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from engine.geometry.detector import as_tensor, rotate_xyz
+from engine.geometry.rotations import as_tensor, rotate_xyz
 
 Scalar = Union[float, torch.Tensor]
 

@@ -1,7 +1,6 @@
 """`nbparity bench`: the benchmark's sub-command and its rich table.
 
-Wiring (harness/cli/main.py): ``bench_cli.register_subcommand(sub)`` in build_parser, and
-``if args.command == "bench": return bench_cli.handle(args, out, err)`` in main.
+Listed in harness/cli/registry.py: ``register(subparsers)`` and ``handle(args, console)``.
 
 Exit codes: 0 the bench ran (targets missed and parity failures are reported, not fatal, unless
 --strict), 1 with --strict when an engine image fails its bar or a measured target is missed,
@@ -21,16 +20,24 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.bench import measure as bench
+from harness.bench.figures_table import FIGURE_RUNNERS, figures_table, worst_lines
 from harness.model import paths
+from harness.cli.common import CliConsole, seconds
+from harness.cli.pairs import bench_impls
+from harness.model.environment import snapshot
 from harness.model.errors import ExitCode, UsageError
+from harness.runners.choose import find_binary
 
 HELP = "benchmark the engine (and the C when a binary is found): times, peak RSS, parity, ratios"
 
 
-def register_subcommand(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    b = subparsers.add_parser("bench", help=HELP, description=HELP)
-    b.add_argument("--cases", help=f"comma-separated case names (default: {','.join(bench.DEFAULT_CASES)}; "
-                                   f"--quick: {','.join(bench.QUICK_CASES)})")
+NAME = "bench"
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    b = subparsers.add_parser(NAME, help=HELP, description=HELP)
+    b.add_argument("--cases", help=f"comma-separated case names, or all (every case file; `make bench`) "
+                                   f"(default: {','.join(bench.DEFAULT_CASES)}; --quick: {','.join(bench.QUICK_CASES)})")
     b.add_argument("--repeats", type=int, help=f"steady-state runs per configuration (default "
                                                f"{bench.DEFAULT_REPEATS}; --quick: 1)")
     b.add_argument("--warmup", type=int, help=f"warm-up runs per configuration, kept apart (default {bench.DEFAULT_WARMUP})")
@@ -43,7 +50,12 @@ def register_subcommand(subparsers: argparse._SubParsersAction) -> argparse.Argu
                    help="small cases, 1 repeat, no trace check (CI: a few minutes, engine side only)")
     b.add_argument("--c-bin", help="C binary (default: NB_C_BIN, then golden_bin/nanoBragg)")
     b.add_argument("--no-c", action="store_true", help="engine only, even when a C binary is found")
-    b.add_argument("--timeout", type=float, default=900.0, help="seconds per run (default 900)")
+    b.add_argument("--impl", default="", metavar="NAME[,NAME]",
+                   help="also time these registered command implementations (`nbparity impls`), e.g. hoidn")
+    b.add_argument("--no-figures", action="store_true",
+                   help="skip the per-case figures: in-process render time with its floor, and the harness "
+                        "overhead of `nbparity run CASE --recorded`")
+    b.add_argument("--timeout", type=seconds, default=900.0, help="seconds per run, > 0 (default 900)")
     tc = b.add_mutually_exclusive_group()
     tc.add_argument("--trace-check", dest="trace_check", action="store_const", const=True,
                     help=f"time `nbparity run {bench.TRACE_CHECK_CASE} --trace-only` "
@@ -57,7 +69,7 @@ def register_subcommand(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 def _cuda_available() -> bool:
     try:
-        import torch
+        import torch  # noqa: PLC0415 - torch loads in seconds; only --devices auto asks for it
         return bool(torch.cuda.is_available())
     except Exception:  # noqa: BLE001 - no torch, no CUDA
         return False
@@ -67,6 +79,8 @@ def settings_from_args(args: argparse.Namespace) -> bench.BenchSettings:
     quick = bool(getattr(args, "quick", False))
     cases = (bench.parse_list(args.cases, what="case") if getattr(args, "cases", None)
              else (bench.QUICK_CASES if quick else bench.DEFAULT_CASES))
+    if cases == ("all",):
+        cases = tuple(sorted(p.stem for p in paths.cases_dir(getattr(args, "cases_dir", None)).glob("*.toml")))
     repeats = args.repeats if args.repeats is not None else (1 if quick else bench.DEFAULT_REPEATS)
     warmup = args.warmup if args.warmup is not None else bench.DEFAULT_WARMUP
     if repeats < 1:
@@ -83,7 +97,6 @@ def settings_from_args(args: argparse.Namespace) -> bench.BenchSettings:
         devices = bench.parse_list(args.devices, allowed=("cpu", "cuda"), what="device")
     c_binary = None
     if not args.no_c:
-        from harness.runners.c import find_binary
         c_binary = find_binary("instrumented-c", args.c_bin)
         if c_binary is not None and not c_binary.is_file():
             raise UsageError(f"C binary {c_binary} does not exist (check --c-bin / NB_C_BIN, or pass --no-c)")
@@ -92,8 +105,11 @@ def settings_from_args(args: argparse.Namespace) -> bench.BenchSettings:
     if args.timeout <= 0:
         raise UsageError(f"--timeout: expected seconds > 0, got {args.timeout}")
     return bench.BenchSettings(cases=tuple(cases), threads=tuple(threads), dtypes=tuple(dtypes),
+                               impls=bench_impls(getattr(args, "impl", "")),
                                devices=tuple(devices), repeats=repeats, warmup=warmup, c_binary=c_binary,
-                               timeout_s=args.timeout, trace_check=bool(trace), quick=quick)
+                               timeout_s=args.timeout, trace_check=bool(trace), quick=quick,
+                               probe=not getattr(args, "no_figures", False),
+                               overhead=not getattr(args, "no_figures", False))
 
 
 # ---------------------------------------------------------------- table
@@ -136,7 +152,8 @@ def tables(doc: dict[str, Any]) -> list[Table]:
         ratios = {(r["dtype"], r["threads"]): r for r in c["ratios"]}
         f32 = {(f["device"], f["threads"]): f for f in c["float32"]}
         first = True
-        for m in c["measurements"]:
+        timed = [m for m in c["measurements"] if m["runner"] not in FIGURE_RUNNERS]
+        for m in timed:
             w = m["wall"] or {}
             eng = m["runner"] == bench.ENGINE
             r = ratios.get((m["dtype"], m["threads"])) if eng and m["device"] == "cpu" else None
@@ -157,15 +174,19 @@ def tables(doc: dict[str, Any]) -> list[Table]:
                 f_cell = Text(f"{f['speedup']:.2f}", style="green" if f["speedup"] >= bench.TARGET_F32_SPEEDUP else "red")
             net = (w.get("median") - st_med) if (eng and st_med is not None and w.get("median") is not None) else None
             warm = m["warmup_s"]
-            t.add_row(c["name"] if first else "", "engine" if eng else "C", m["device"] if eng else "—",
-                      m["dtype"] if eng else "—", str(m["threads"]),
+            other = m["runner"] not in (bench.ENGINE, bench.C)  # a `bench --impl` implementation
+            t.add_row(c["name"] if first else "", "engine" if eng else (m["runner"] if other else "C"),
+                      m["device"] if eng else "—", m["dtype"] if eng or other else "—", str(m["threads"]),
                       ", ".join(f"{x:.2f}" for x in warm) if warm else "—", _s(w.get("min")), _s(w.get("median")),
                       ("~0" if net is not None and net < 0 else _s(net)), _mb(m["peak_rss_bytes"]),
                       _s(c_med.get(m["threads"])) if eng and m["device"] == "cpu" else "—",
                       ratio_cell, f_cell, _parity_cell(m),
-                      end_section=(m is c["measurements"][-1]))
+                      end_section=(m is timed[-1]))
             first = False
     out = [t]
+    ft = figures_table(doc)
+    if ft is not None:
+        out.append(ft)
     tg = Table(title="targets (reported, never asserted)", title_justify="left")
     for col in ("target", "case", "value", "limit", "met", "note"):
         tg.add_column(col, overflow="fold")
@@ -199,6 +220,7 @@ def footer_lines(doc: dict[str, Any]) -> list[str]:
         ncpu = host.get("cpu_count") or 1
         lines.append(f"load average (1 min) at start/end: {' / '.join(f'{x[0]:.2f}' for x in loads)} on {ncpu} CPUs"
                      + (" — the machine was busy: times are inflated and noisy" if busy > 0.5 * ncpu else ""))
+    lines += worst_lines(doc)
     tr = doc.get("trace_check")
     if tr is not None:
         tw = tr.get("wall") or {}
@@ -232,12 +254,13 @@ def exit_code(doc: dict[str, Any], strict: bool) -> int:
     return 0
 
 
-def handle(args: argparse.Namespace, out: Console, err: Console, bench_cls: type = bench.Bench) -> int:
+def handle(args: argparse.Namespace, console: CliConsole, bench_cls: type = bench.Bench) -> int:
+    out, err = console.out, console.err
     settings = settings_from_args(args)
     golden = paths.golden_dir(getattr(args, "golden_dir", None))
     results = paths.results_dir(getattr(args, "results_dir", None))
     cases_dir = paths.cases_dir(getattr(args, "cases_dir", None))
-    argv = getattr(args, "argv", None) or sys.argv[1:]
+    argv = console.argv or getattr(args, "argv", None) or sys.argv[1:]
     status = err.status("bench", spinner="dots") if err.is_terminal else None
 
     def progress(msg: str) -> None:
@@ -254,7 +277,6 @@ def handle(args: argparse.Namespace, out: Console, err: Console, bench_cls: type
     finally:
         if status is not None:
             status.stop()
-    from harness.model.environment import snapshot
     final = bench.write_evidence(doc, results, export_text(doc), env=snapshot(),
                                  notice=lambda msg: err.print(f"nbparity: {msg}", markup=False, highlight=False))
     if args.json:

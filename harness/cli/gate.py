@@ -1,107 +1,191 @@
-"""`nbparity gate`, `nbparity import-recordings` and `nbparity record` (wired in harness.cli.main)."""
+"""`nbparity gate`: every case (or --tags/--cases) against its C reference; JUnit XML, markdown
+summary and gate.json; non-zero on any divergence or invalid case file."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.service import gate
-from harness.registry import importer
-from harness.service import ledger
-from harness.model import paths
-from harness.registry.cases import Registry
+from harness.cli.pairs import add_pair_options, ledger_command, pairs_from_args
+from harness.cli.common import CliConsole, cases_dir, golden_dir, results_dir, split_commas
 from harness.model.errors import ExitCode, UsageError
-from harness.runners.c import find_binary
+from harness.model.suggest import did_you_mean
 from harness.pipeline import Context
+from harness.registry import importer
+from harness.registry.cases import Case, Registry, check_tags
+from harness.runners.choose import describe
+from harness.service import gate, ledger, workers
+from harness.service import pair as pairs
+
+NAME = "gate"
 
 _STYLE = {gate.PASS: "green", gate.XFAIL: "yellow", gate.FAIL: "bold red", gate.XPASS: "bold red",
           gate.ERROR: "bold red"}
 
 
-def _split(values: Sequence[str]) -> list[str]:
-    return [v.strip() for chunk in values for v in chunk.split(",") if v.strip()]
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    g = subparsers.add_parser(NAME, help="run every case (or --tags/--cases) against its C reference; "
+                                         "JUnit XML + markdown summary; non-zero on any divergence")
+    g.add_argument("--tags", action="append", default=[],
+                   help="only cases with one of these tags (comma-separated, repeatable)")
+    g.add_argument("--cases", action="append", default=[], help="only these cases (comma-separated, repeatable)")
+    g.add_argument("--exclude-tags", action="append", default=[],
+                   help="leave out cases with one of these tags (comma-separated, repeatable)")
+    g.add_argument("--mode", action="append", choices=("spec", "c-parity"),
+                   help="only runs in this engine mode (default: every mode a case has a reference for)")
+    gsrc = g.add_mutually_exclusive_group()
+    gsrc.add_argument("--recorded", dest="source", action="store_const", const="recorded",
+                      help="always replay the recordings, even when a C binary is found")
+    gsrc.add_argument("--live", dest="source", action="store_const", const="live", help="always run the live C")
+    g.add_argument("--c-bin", help="live C binary (default: NB_C_BIN, then golden_bin/nanoBragg; "
+                                   "without one the recordings are the reference)")
+    g.add_argument("--junit", help="JUnit XML path (default: RESULTS/junit.xml)")
+    g.add_argument("--summary", help="markdown summary path (default: RESULTS/gate_summary.md)")
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    g.add_argument("--no-pictures", action="store_true", help="no PNGs in the evidence directories")
+    g.add_argument("--pictures", action="store_true",
+                   help="PNGs for every run (default: only for the runs that do not pass)")
+    g.add_argument("--jobs", "-j", type=int, metavar="N",
+                   help="runs at once, each in its own process, the CPU threads shared among them "
+                        f"(default: the number of cores, {workers.default_jobs()} here; 1 with --device cuda)")
+    g.add_argument("--no-autotrace", action="store_true",
+                   help="do not trace extra pixels when only the image diverges")
+    g.add_argument("--list", action="store_true",
+                   help="print the runs the gate would make and exit (2 when a case file is invalid)")
+    add_pair_options(g)
+    g.set_defaults(source="auto")
+    return g
 
 
-def cmd_gate(args: argparse.Namespace, out: Console, err: Console, argv: Sequence[str]) -> int:
-    cases_dir = paths.cases_dir(args.cases_dir)
-    golden = paths.golden_dir(args.golden_dir)
-    results = paths.results_dir(args.results_dir)
-    reg = Registry(cases_dir)
-    cases, load_errors = reg.load_all()
-    extra = [e.message for e in load_errors]
-    tags, names, excluded = _split(args.tags), _split(args.cases), _split(args.exclude_tags)
+def _select(args: argparse.Namespace, cases: Sequence[Case], where: Path) -> list[Case]:
+    tags, names, excluded = split_commas(args.tags), split_commas(args.cases), split_commas(args.exclude_tags)
     known = {c.name for c in cases}
     missing = [n for n in names if n not in known]
     if missing:
-        raise UsageError(f"--cases: no case {', '.join(map(repr, missing))} in {cases_dir}")
+        raise UsageError(f"--cases: no case {', '.join(map(repr, missing))} in {where}"
+                         + did_you_mean(missing[0], known))
+    check_tags(tags, cases, "--tags")
+    check_tags(excluded, cases, "--exclude-tags")
     selected = [c for c in cases if (not tags or set(tags) & set(c.tags)) and (not names or c.name in names)
                 and not (set(excluded) & set(c.tags))]
     if not selected:
         raise UsageError(f"no case matches (tags {tags or 'any'}, cases {names or 'any'}, excluded tags {excluded})")
+    return selected
+
+
+def _registry_problems(args: argparse.Namespace, cases: Sequence[Case], golden: Path) -> list[str]:
+    """Things wrong with the registry or the recordings; each one fails the gate."""
+    narrowed = args.tags or args.cases or args.exclude_tags
     if not (golden / "index.json").is_file() and args.source != "live":
-        extra.append(f"recorded C runs not found at {golden} (set NB_GOLDEN_DIR or --golden-dir): "
-                     "a missing reference fails the gate")
-    elif not tags and not names and not excluded and args.source != "live":
-        extra += importer.coverage_problems(golden, cases)
-    items = gate.plan(selected, args.mode)
+        return [f"recorded C runs not found at {golden} (set NB_GOLDEN_DIR or --golden-dir): "
+                "a missing reference fails the gate"]
+    if not narrowed and args.source != "live":
+        return list(importer.coverage_problems(golden, cases))
+    return []
+
+
+def _list(items: Sequence[gate.GateItem], problems: Sequence[str], console: CliConsole) -> int:
+    for it in items:
+        xf = it.expected_failure
+        console.plain(f"{it.id:50s} {it.reference}" + (f"  [xfail at {it.expected_at}: {xf}]" if xf else ""))
+    for p in problems:
+        console.note(p)
+    return int(ExitCode.USAGE) if problems else 0
+
+
+def _source_text(args: argparse.Namespace, golden: Path) -> str:
+    return describe(args.source or "auto", args.c_bin, golden)
+
+
+def handle(args: argparse.Namespace, console: CliConsole) -> int:
+    where, golden, results = cases_dir(args), golden_dir(args), results_dir(args)
+    jobs = _jobs(args)
+    cases, load_errors = Registry(where).load_all()
+    selected = _select(args, cases, where)
+    chosen = pairs_from_args(args)
+    default = len(chosen) == 1 and chosen[0].is_default
+    items = (gate.plan(selected, args.mode) if default
+             else [i for p in chosen for i in pairs.pair_plan(selected, p)])
     if args.list:
-        for it in items:
-            xf = it.expected_failure
-            out.print(f"{it.id:50s} {it.reference}" + (f"  [xfail: {xf}]" if xf else ""), highlight=False,
-                      markup=False)
-        return 0
-    binary = find_binary("instrumented-c", args.c_bin)
-    source_txt = ("recordings (--recorded)" if args.source == "recorded" else
-                  f"live C {binary}" if binary is not None and (args.c_bin or binary.exists()) else
-                  f"recordings under {golden} (no live C binary)")
+        return _list(items, [e.message for e in load_errors], console)
+    extra = [e.message for e in load_errors] + _registry_problems(args, cases, golden)
+    source_txt = _source_text(args, golden)
     run_id = ledger.new_run_id()
-    note = lambda m: err.print(f"nbparity: {m}", markup=False, highlight=False)  # noqa: E731
-    ctx = Context(golden_dir=golden, results_dir=results, cases_dir=cases_dir)
+    ctx = Context(golden_dir=golden, results_dir=results, cases_dir=where)
     opts = gate.gate_options(source=args.source, c_bin=args.c_bin, device=args.device, dtype=args.dtype,
-                             pictures=not args.no_pictures, autotrace=not args.no_autotrace,
-                             command_line=shlex.join(["nbparity", *argv]))
-    err.print(f"gate: {len(items)} runs over {len(selected)} cases against {source_txt}", highlight=False,
-              markup=False)
-    width = len(str(len(items)))
+                             pictures=not args.no_pictures, pictures_on_pass=args.pictures,
+                             autotrace=not args.no_autotrace,
+                             command_line=shlex.join(["nbparity", *console.argv]))
+    console.err.print(f"gate: {len(items)} runs over {len(selected)} cases against {source_txt}",
+                      highlight=False, markup=False)
+    t0 = time.monotonic()
+    run = gate.run_gate if default else pairs.run_pair_gate
+    outcomes = run(items, opts, ctx, on_done=_on_done(args, console, results, run_id, len(items)), jobs=jobs)
+    wall = time.monotonic() - t0
+    console.out.print(summary_table(outcomes, wall, extra))
+    junit, summary, step = _write_reports(args, results, outcomes, wall, source_txt, extra, run_id)
+    _print_flips(console, results, run_id)
+    for p in ([] if default else chosen):  # per case: the first divergent key and the image metrics
+        table = results / f"gate_{p.impl.name}_vs_{p.vs.name}.md"
+        mine = [o for o in outcomes if o.item.pair == p]
+        table.write_text(pairs.pair_markdown(mine, p, wall), encoding="utf-8")
+        console.plain(f"{p.title}: {table}")
+    console.plain(f"junit: {junit}\nsummary: {summary}" + (f" (and {step})" if step else ""))
+    return gate.exit_code(outcomes, extra)
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    if args.jobs is None:  # one device is not shared by default: each worker would hold a copy
+        return workers.default_jobs() if args.device == "cpu" else 1
+    if args.jobs < 1:
+        raise UsageError(f"--jobs: expected a number of runs at once >= 1, got {args.jobs}")
+    return args.jobs
+
+
+def _on_done(args: argparse.Namespace, console: CliConsole, results: Path, run_id: str,
+             total: int) -> Callable[[int, gate.Outcome], None]:
+    width = len(str(total))
 
     def done(i: int, o: gate.Outcome) -> None:
         if o.result is not None:
-            ledger.record(o.result, results, command="gate", run_id=run_id, device=args.device, dtype=args.dtype,
-                          notice=note)
-        err.print(Text.assemble(f"[{i + 1:>{width}}/{len(items)}] ", (f"{o.outcome.upper():5s}", _STYLE[o.outcome]),
-                                f" {o.item.id} ({o.wall_s:.1f} s) {o.message}"), highlight=False)
+            ledger.record(o.result, results, command=ledger_command("gate", getattr(o.item, "pair", None)),
+                          run_id=run_id, device=args.device, dtype=args.dtype,
+                          outcome=o.outcome, notice=console.note)
+        console.err.print(Text.assemble(f"[{i + 1:>{width}}/{total}] ", (f"{o.outcome.upper():5s}",
+                                                                         _STYLE[o.outcome]),
+                                        f" {o.item.id} ({o.wall_s:.1f} s) {o.message}"), highlight=False)
+    return done
 
-    t0 = time.monotonic()
-    outcomes = gate.run_gate(items, opts, ctx, on_done=done)
-    wall = time.monotonic() - t0
 
-    out.print(summary_table(outcomes, wall, extra))
+def _write_reports(args: argparse.Namespace, results: Path, outcomes: Sequence[gate.Outcome], wall: float,
+                   source_txt: str, extra: Sequence[str], run_id: str) -> tuple[Path, Path, object]:
     junit = Path(args.junit) if args.junit else results / "junit.xml"
     summary = Path(args.summary) if args.summary else results / "gate_summary.md"
     md = gate.markdown(outcomes, wall, source=source_txt, extra_errors=extra)
     for path, text in ((junit, gate.junit_xml(outcomes, wall, extra)), (summary, md)):
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Evidence paths under the report's own folder (the uploaded results/) are written
+        # relative to it, so that the links work inside the CI artifact.
+        text = text.replace(f"{path.parent.resolve()}{os.sep}", "")
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     doc = {"run_id": run_id, "wall_s": round(wall, 3), "source": source_txt, "counts": gate.counts(outcomes),
-           "registry_errors": extra,
+           "registry_errors": list(extra),
            "runs": [{"case": o.item.case.name, "mode": o.item.mode, "outcome": o.outcome, "message": o.message,
                      "wall_s": round(o.wall_s, 3), "evidence": o.evidence,
                      "expected_failure": o.item.expected_failure} for o in outcomes]}
     results.mkdir(parents=True, exist_ok=True)
     (results / "gate.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    step = gate.write_step_summary(md)
-    _print_flips(out, results, run_id, note)
-    out.print(f"junit: {junit}\nsummary: {summary}" + (f" (and {step})" if step else ""), highlight=False)
-    return gate.exit_code(outcomes, extra)
+    return junit, summary, gate.write_step_summary(md)
 
 
 def summary_table(outcomes: Sequence[gate.Outcome], wall: float, extra: Sequence[str]) -> Table:
@@ -121,72 +205,14 @@ def summary_table(outcomes: Sequence[gate.Outcome], wall: float, extra: Sequence
     return t
 
 
-def _print_flips(out: Console, results: Path, run_id: str, note) -> None:
+def _print_flips(console: CliConsole, results: Path, run_id: str) -> None:
     try:
-        df = ledger.Ledger.under(results, notice=note).read()
+        df = ledger.Ledger.under(results, notice=console.note).read()
         flips = ledger.gate_flips(df, run_id)
     except Exception:  # noqa: BLE001 - history is a courtesy, never the verdict
         return
     for f in flips:
-        out.print(f"newly red since the last green run on main ({(f.before_commit or '?')[:10]}): "
-                  f"{f.case_name} [{f.mode}] {f.after}" + (f", first divergence {f.first_key}" if f.first_key else ""),
-                  style="bold red", highlight=False)
-
-
-def cmd_import(args: argparse.Namespace, out: Console, err: Console) -> int:
-    golden = Path(args.dir).expanduser().resolve() if args.dir else paths.golden_dir(args.golden_dir)
-    cases_dir = paths.cases_dir(args.cases_dir)
-    plan = importer.plan_import(golden, cases_dir, args.names or None)
-    for p in plan.problems:
-        err.print(f"nbparity: skipped {p}", markup=False, highlight=False)
-    t = Table(title=f"import-recordings {golden} → {cases_dir}")
-    for col in ("case file", "action", "recordings"):
-        t.add_column(col)
-    for f in plan.files:
-        if f.changes or not (args.check or args.dry_run):
-            t.add_row(f.path.name, Text(f.action, style="green" if f.action == "unchanged" else "yellow"),
-                      ", ".join(f.recordings))
-    changed = plan.changed
-    out.print(t)
-    if args.check:
-        if changed or plan.problems:
-            out.print(f"{len(changed)} case files missing or out of date; run `nbparity import-recordings {golden}`",
-                      highlight=False)
-            return int(ExitCode.DIVERGENCE)
-        out.print(f"registry up to date with {golden} ({len(plan.files)} case files)", highlight=False)
-        return 0
-    if args.dry_run:
-        out.print(f"dry run: {len(changed)} case files would change", highlight=False)
-        return 0
-    written = importer.write_plan(plan)
-    out.print(f"wrote {len(written)} case files ({sum(f.action == 'create' for f in written)} new); "
-              f"{len(plan.files) - len(written)} unchanged", highlight=False)
-    return int(ExitCode.USAGE) if plan.problems else 0
-
-
-def cmd_record(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from harness.references import record  # noqa: PLC0415
-    from harness.registry.cases import data_root  # noqa: PLC0415
-
-    reg = Registry(paths.cases_dir(args.cases_dir))
-    case = reg.get(args.case)
-    golden = paths.golden_dir(args.golden_dir)
-    kind = "fixed-c" if args.fixed else "instrumented-c"
-    binary = find_binary(kind, args.c_bin)
-    if binary is None:
-        raise UsageError("no C binary: pass --c-bin, set NB_C_BIN (NB_C_FIXED_BIN with --fixed) or put one in "
-                         "golden_bin/")
-    out_root = Path(args.out).expanduser().resolve() if args.out else golden
-    name = args.name or (f"{case.name}__cfixed" if args.fixed else case.name)
-    with err.status(f"recording {name} with {binary} …", spinner="dots"):
-        rec = record.record(case, binary=binary, out_root=out_root,
-                            source_root=data_root(case, reg.root, golden), name=name, kind=kind,
-                            pixel=tuple(args.pixel) if args.pixel else None, force=args.force,
-                            timeout_s=args.timeout, derived_from=case.name if args.fixed else None)
-    m = rec.manifest
-    out.print(f"recorded {rec.directory}: {m['detpixels'][0]}x{m['detpixels'][1]} image, "
-              f"{'trace of pixel ' + str(m['trace_pixel']) if m['trace_pixel'] else 'no trace'}, "
-              f"{m['runtime_s']:.2f} s; case.json sha256 {rec.manifest_sha256}", highlight=False)
-    out.print(f"next: nbparity import-recordings {out_root} {name}   (pins it in cases/{case.name}.toml)",
-              highlight=False)
-    return 0
+        console.out.print(f"newly red since the last green run on main ({(f.before_commit or '?')[:10]}): "
+                          f"{f.case_name} [{f.mode}] {f.after}"
+                          + (f", first divergence {f.first_key}" if f.first_key else ""),
+                          style="bold red", highlight=False)

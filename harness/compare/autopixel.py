@@ -1,4 +1,4 @@
-"""Choosing pixels to trace when the images diverge but the traced pixel agrees, and tracing them.
+"""Choosing pixels to trace when the images diverge but the traced pixel agrees (harness.autotrace traces them).
 
 One traced pixel says nothing about a divergence elsewhere on the detector. The picks cover the
 usual suspects: the worst |Δ| pixel, the worst relative Δ on a Bragg peak (bright pixels, where
@@ -8,7 +8,7 @@ where geometry errors grow) and a background pixel (where the weak terms live).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
@@ -120,7 +120,7 @@ def should_autotrace(result: Any) -> bool:
         and getattr(result, "first_divergence", None) is None
 
 
-# ---------------------------------------------------------------- tracing the picks
+# ---------------------------------------------------------------- what tracing a pick found
 
 
 @dataclass(frozen=True)
@@ -144,70 +144,7 @@ class PixelTrace:
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         d = asdict(self)
         d["chosen"] = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                        for k, v in d["chosen"].items()}
         return d
-
-
-FINAL_KEYS = ("floatimage_accumulated", "I_pixel_final")
-
-
-def live_c_available(case: Any, mode: str, c_bin: Optional[str] = None) -> bool:
-    from harness.runners.c import find_binary  # noqa: PLC0415
-
-    ref = case.reference_for(mode)
-    binary = find_binary(ref.kind, c_bin)
-    return bool(ref.live and ref.traced and binary is not None and binary.exists())
-
-
-def trace_chosen(case: Any, chosen: Sequence[ChosenPixel], opts: Any, ctx: Any, *,
-                 live: Optional[bool] = None) -> list[PixelTrace]:
-    """Trace each chosen pixel: against a live C when one is available (a full parity run
-    per pixel, trace only, with its own evidence directory), else in the engine alone.
-
-    opts/ctx are the workflow's RunOptions/Context; live=None decides by looking for a binary.
-    """
-    from harness.pipeline import run_case  # noqa: PLC0415 - workflow imports this module's callers
-
-    mode = opts.mode or case.mode
-    if live is None:
-        live = live_c_available(case, mode, opts.c_bin)
-    out: list[PixelTrace] = []
-    for ch in chosen:
-        if live:
-            res = run_case(case, replace(opts, pixel=ch.pixel, trace_only=True, source="live"), ctx)
-            fd = res.first_divergence
-            delta = fd.abs_diff if fd is not None and isinstance(fd.abs_diff, (int, float)) else None
-            out.append(PixelTrace(ch, compared=res.trace_compared, status=res.status,
-                                  first_key=fd.label if fd else None, first_delta=delta,
-                                  evidence_dir=res.evidence_dir, note=res.failure or ""))
-        else:
-            out.append(_engine_only(case, mode, ch, opts, ctx))
-    return out
-
-
-def _engine_only(case: Any, mode: str, ch: ChosenPixel, opts: Any, ctx: Any) -> PixelTrace:
-    from harness.compare import traces  # noqa: PLC0415
-    from harness.registry.cases import data_root  # noqa: PLC0415
-    from harness.model.errors import HarnessError  # noqa: PLC0415
-    from harness.runners.base import RunRequest  # noqa: PLC0415
-
-    request = RunRequest(case=case, mode=mode, pixel=ch.pixel,
-                         data_root=data_root(case, ctx.cases_dir, ctx.golden_dir),
-                         reference=case.reference_for(mode), want_image=False, device=opts.device,
-                         dtype=opts.dtype, timeout_s=opts.timeout_s or case.timeout_s)
-    try:
-        run = ctx.engine_runner.run(request)
-    except HarnessError as e:
-        return PixelTrace(ch, compared=False, status="runner-failure", note=e.message)
-    final = None
-    for rec in traces.parse(run.stdout, "PY"):
-        if rec.kind == "pixel" and rec.key in FINAL_KEYS and rec.values and isinstance(rec.values[0], (int, float)):
-            final = float(rec.values[0])  # the last one printed is the pixel's final value
-    note = "no live C binary: traced in the engine only"
-    if final is not None and math.isfinite(ch.c_value):
-        note += f"; engine final {final:.9g} vs C image {ch.c_value:.9g} (|Δ| {abs(final - ch.c_value):.3g})"
-    return PixelTrace(ch, compared=False, status="engine-only", engine_final=final, note=note)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from engine.outputs import trace as catalog
+from harness.model.suggest import did_you_mean
 
 STAGE_RANK: dict[str, int] = {s: i for i, s in enumerate(catalog.STAGES)}
 #: Records whose key is not in the catalog sort after every known stage.
@@ -94,11 +95,16 @@ def canonical_name(word: str) -> Optional[str]:
 
 
 def resolve(word: str) -> list[Selector]:
-    """Resolve one selector word: a name or alias, ``phi:FIELD``, or ``KEY.COMPONENT``.
+    """Resolve one selector word: a name or alias, ``phi:FIELD``, ``source:FIELD`` or ``KEY.COMPONENT``.
 
     Raises KeyError with a message listing near names when nothing matches.
     """
     word = word.strip()
+    if word.startswith("source:"):
+        field = word[7:]
+        if lookup("source", field) is None:
+            raise KeyError(f"unknown per-source field {field!r}; fields: {', '.join(catalog.SOURCE_FIELDS)}")
+        return [Selector(word, field, "source")]
     if word.startswith("phi:"):
         field = word[4:]
         if lookup("phi", field) is None:
@@ -117,8 +123,7 @@ def resolve(word: str) -> list[Selector]:
                 return [Selector(word, name, key.kind, int(comp))]
             raise KeyError(f"key {name!r} has no component {comp!r}"
                            + (f"; components: {', '.join(key.components)}" if key.components else ""))
-    near = sorted(w for w in ALIASES if word.lower() in w.lower())[:8]
-    hint = f"; did you mean: {', '.join(near)}" if near else "; `nbparity keys` lists them all"
+    hint = did_you_mean(word, ALIASES, n=8) or "; `nbparity keys` lists them all"
     raise KeyError(f"unknown trace key {word!r}{hint}")
 
 

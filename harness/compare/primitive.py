@@ -15,6 +15,7 @@ import numpy as np
 
 from harness.compare import keys
 from harness.compare.traces import TraceRecord, Value
+from harness.model import gcpause
 
 DEFAULT_ATOL = 1e-6
 DEFAULT_RTOL = 0.0
@@ -52,25 +53,37 @@ def compare(ref, other, tol: Tolerance) -> Comparison:
         raise ValueError(f"compare: shapes differ {ref_a.shape} vs {oth_a.shape}")
     if ref_a.size == 0:
         return Comparison(True, 0.0, 0, tol.atol, 0, 0)
-    both_nan = np.isnan(ref_a) & np.isnan(oth_a)
-    same_inf = np.isinf(ref_a) & (ref_a == oth_a)
+    return compare_rows(ref_a[None, :], oth_a[None, :], np.array([tol.atol]), np.array([tol.rtol]))[0]
+
+
+def compare_rows(ref: np.ndarray, other: np.ndarray, atol: np.ndarray, rtol: np.ndarray) -> list[Comparison]:
+    """:func:`compare` of each row of two 2-D float64 arrays of one shape, row i under
+    Tolerance(atol[i], rtol[i]).
+
+    The one element-wise rule, vectorised across rows: a trace has thousands of short value
+    lists, and one numpy pass per list cost seconds.
+    """
+    n_rows, n = ref.shape
+    if n == 0:
+        return [Comparison(True, 0.0, 0, float(a), 0, 0) for a in atol]
+    both_nan = np.isnan(ref) & np.isnan(other)
+    same_inf = np.isinf(ref) & (ref == other)
     with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(oth_a - ref_a)
-        allowed = tol.atol + tol.rtol * np.abs(ref_a)
+        diff = np.abs(other - ref)
+        allowed = atol[:, None] + rtol[:, None] * np.abs(ref)
         passed = (diff <= allowed) | both_nan | same_inf
     diff = np.where(both_nan | same_inf, 0.0, diff)
     # A NaN difference (one side NaN) is the worst possible excess.
     excess = np.where(passed, -np.inf, np.nan_to_num(diff - allowed, nan=np.inf))
-    n_failed = int((~passed).sum())
-    worst = int(np.argmax(excess)) if n_failed else int(np.nanargmax(diff) if np.isfinite(diff).any() else 0)
-    return Comparison(
-        ok=n_failed == 0,
-        max_abs_diff=float(np.nanmax(diff)) if not np.isnan(diff).all() else math.nan,
-        worst=worst,
-        allowed=float(allowed[worst]),
-        n_failed=n_failed,
-        n=int(ref_a.size),
-    )
+    n_failed = (~passed).sum(axis=1)
+    nan_diff = np.isnan(diff)
+    diff_no_nan = np.where(nan_diff, -np.inf, diff)   # argmax/max of it = nanargmax/nanmax
+    largest = np.where(np.isfinite(diff).any(axis=1), diff_no_nan.argmax(axis=1), 0)
+    worst = np.where(n_failed > 0, excess.argmax(axis=1), largest)
+    max_abs = np.where(nan_diff.all(axis=1), math.nan, diff_no_nan.max(axis=1))
+    allowed_at = allowed[np.arange(n_rows), worst]
+    return [Comparison(ok=bool(f == 0), max_abs_diff=float(d), worst=int(w), allowed=float(a), n_failed=int(f), n=n)
+            for f, d, w, a in zip(n_failed.tolist(), max_abs.tolist(), worst.tolist(), allowed_at.tolist())]
 
 
 class ToleranceTable:
@@ -111,6 +124,10 @@ class Row:
     worst_component: Optional[int] = None
     component_filter: Optional[int] = None
     defect: Optional[str] = None
+    #: How the values were made comparable (a unit conversion: compare/conventions.py).
+    note: Optional[str] = None
+    #: For per-source lines (kind 'source'): the source they belong to.
+    source_index: Optional[int] = None
 
     @property
     def ok(self) -> bool:
@@ -119,6 +136,8 @@ class Row:
     @property
     def label(self) -> str:
         base = f"phi[{self.phi_tic}].{self.key}" if self.kind == "phi" else self.key
+        if self.kind == "source":
+            base = f"source[{self.source_index}].{self.key}"
         if self.component_filter is not None:
             base += "." + self.component_name(self.component_filter)
         return base if self.occurrence == 0 else f"{base}#{self.occurrence}"
@@ -130,40 +149,77 @@ class Row:
 
     def sort_key(self) -> tuple:
         stage_rank, pos = keys.rank(self.kind, self.key)
-        return (stage_rank, pos, self.key, self.occurrence, self.phi_tic if self.phi_tic is not None else -1)
+        return (stage_rank, pos, self.key, self.occurrence, self.phi_tic if self.phi_tic is not None else -1,
+                self.source_index if self.source_index is not None else -1)
 
 
 def _is_numeric(vals: Sequence[Value]) -> bool:
     return all(isinstance(v, (int, float)) for v in vals)
 
 
-def compare_records(c: Optional[TraceRecord], py: Optional[TraceRecord], tol: Tolerance) -> Row:
+def _comparable(c: Optional[TraceRecord], py: Optional[TraceRecord]) -> bool:
+    """Both sides present with the same number of numeric values: judged by :func:`compare`."""
+    return (c is not None and py is not None and len(c.values) == len(py.values)
+            and _is_numeric(c.values) and _is_numeric(py.values))
+
+
+def _row(c: Optional[TraceRecord], py: Optional[TraceRecord], tol: Tolerance, verdict: str,
+         res: Optional[Comparison] = None) -> Row:
     ref = c or py
     assert ref is not None
     comps = (c.components if c and c.components else (py.components if py else ()))
-    common = dict(kind=ref.kind, key=ref.key, occurrence=ref.occurrence, phi_tic=ref.phi_tic,
-                  stage=keys.stage_of(ref.kind, ref.key), components=comps,
-                  c=c.values if c else None, py=py.values if py else None, tolerance=tol)
+    return Row(kind=ref.kind, key=ref.key, occurrence=ref.occurrence, phi_tic=ref.phi_tic,
+               source_index=ref.source_index, stage=keys.stage_of(ref.kind, ref.key), components=comps,
+               c=c.values if c else None, py=py.values if py else None, tolerance=tol, verdict=verdict,
+               max_abs_diff=res.max_abs_diff if res else None, worst_component=res.worst if res else None)
+
+
+def _numeric_row(c: TraceRecord, py: TraceRecord, tol: Tolerance, res: Comparison) -> Row:
+    return _row(c, py, tol, VERDICT_OK if res.ok else VERDICT_DIVERGED, res)
+
+
+def compare_records(c: Optional[TraceRecord], py: Optional[TraceRecord], tol: Tolerance) -> Row:
     if c is None:
-        return Row(verdict=VERDICT_PY_ONLY, **common)
+        return _row(c, py, tol, VERDICT_PY_ONLY)
     if py is None:
-        return Row(verdict=VERDICT_C_ONLY, **common)
-    if _is_numeric(c.values) and _is_numeric(py.values) and len(c.values) == len(py.values):
-        res = compare(c.values, py.values, tol)
-        return Row(verdict=VERDICT_OK if res.ok else VERDICT_DIVERGED, max_abs_diff=res.max_abs_diff,
-                   worst_component=res.worst, **common)
+        return _row(c, py, tol, VERDICT_C_ONLY)
+    if _comparable(c, py):
+        return _numeric_row(c, py, tol, compare(c.values, py.values, tol))
     same = [str(v) for v in c.values] == [str(v) for v in py.values]
-    return Row(verdict=VERDICT_OK if same else VERDICT_TEXT, **common)
+    return _row(c, py, tol, VERDICT_OK if same else VERDICT_TEXT)
+
+
+def compare_many(pairs: Sequence[tuple[Optional[TraceRecord], Optional[TraceRecord], Tolerance]]) -> list[Row]:
+    """:func:`compare_records` of each (C, torch, tolerance); numeric pairs with the same number
+    of values are judged together (one :func:`compare_rows` per length)."""
+    rows: list[Optional[Row]] = [None] * len(pairs)
+    by_length: dict[int, list[int]] = {}
+    for i, (c, py, tol) in enumerate(pairs):
+        if _comparable(c, py):
+            by_length.setdefault(len(c.values), []).append(i)  # type: ignore[union-attr]
+        else:
+            rows[i] = compare_records(c, py, tol)
+    for n, idx in by_length.items():
+        shape = (len(idx), n)
+        ref = np.array([pairs[i][0].values for i in idx], dtype=np.float64).reshape(shape)  # type: ignore[union-attr]
+        oth = np.array([pairs[i][1].values for i in idx], dtype=np.float64).reshape(shape)  # type: ignore[union-attr]
+        atol = np.array([pairs[i][2].atol for i in idx], dtype=np.float64)
+        rtol = np.array([pairs[i][2].rtol for i in idx], dtype=np.float64)
+        for i, res in zip(idx, compare_rows(ref, oth, atol, rtol)):
+            c, py, tol = pairs[i]
+            rows[i] = _numeric_row(c, py, tol, res)  # type: ignore[arg-type]
+    return rows  # type: ignore[return-value]
 
 
 def align(c_records: Iterable[TraceRecord], py_records: Iterable[TraceRecord],
           tolerances: ToleranceTable) -> list[Row]:
-    """Pair records by (kind, key, φ tic, occurrence) and return rows in dataflow order."""
-    c_map = {r.ident: r for r in c_records}
-    py_map = {r.ident: r for r in py_records}
-    idents = list(c_map) + [i for i in py_map if i not in c_map]
-    rows = [compare_records(c_map.get(i), py_map.get(i), tolerances.for_key(i[1])) for i in idents]
-    return sorted(rows, key=Row.sort_key)
+    """Pair records by (kind, key, φ tic, occurrence, source index) and return rows in dataflow order."""
+    with gcpause.paused():
+        c_map = {r.ident: r for r in c_records}
+        py_map = {r.ident: r for r in py_records}
+        idents = list(c_map) + [i for i in py_map if i not in c_map]
+        rows = compare_many([(c_map.get(i), py_map.get(i), tolerances.for_key(i[1])) for i in idents])
+        return sorted(rows, key=Row.sort_key)
 
 
 def narrow(rows: Iterable[Row], selectors: Sequence[keys.Selector]) -> list[Row]:
@@ -190,7 +246,8 @@ def narrow(rows: Iterable[Row], selectors: Sequence[keys.Selector]) -> list[Row]
 
 
 def _fake(row: Row, values: tuple[Value, ...], source: str) -> TraceRecord:
-    return TraceRecord(source, row.kind, row.key, values, row.occurrence, row.phi_tic)
+    return TraceRecord(source, row.kind, row.key, values, row.occurrence, row.phi_tic,
+                       source_index=row.source_index)
 
 
 def _with(row: Row, **changes) -> Row:
@@ -261,15 +318,18 @@ def image_metrics(c_img: np.ndarray, py_img: np.ndarray, threshold: ImageThresho
                             reason=f"image shapes differ: C {c.shape} vs torch {py.shape}")
     c64 = c.astype(np.float64)
     py64 = py.astype(np.float64)
-    max_abs_c = float(np.nanmax(np.abs(c64))) if c64.size and not np.isnan(c64).all() else math.nan
+    nan_c64, nan_py64 = np.isnan(c64), np.isnan(py64)
+    max_abs_c = float(np.nanmax(np.abs(c64))) if c64.size and not nan_c64.all() else math.nan
     tol = Tolerance(atol=threshold.atol + threshold.rtol_of_max * (max_abs_c if math.isfinite(max_abs_c) else 0.0),
                     rtol=0.0)
     res = compare(c64, py64, tol)
     with np.errstate(invalid="ignore", divide="ignore"):
         finite = np.isfinite(c64) & np.isfinite(py64)
-        if finite.sum() > 1 and np.std(c64[finite]) > 0 and np.std(py64[finite]) > 0:
-            corr = float(np.corrcoef(c64[finite], py64[finite])[0, 1])
-        elif finite.any() and np.array_equal(c64[finite], py64[finite]):
+        # Full frames are usually all finite: then no masked copies of two large images.
+        c_fin, py_fin = (c64.ravel(), py64.ravel()) if finite.all() else (c64[finite], py64[finite])
+        if finite.sum() > 1 and np.std(c_fin) > 0 and np.std(py_fin) > 0:
+            corr = float(np.corrcoef(c_fin, py_fin)[0, 1])
+        elif finite.any() and np.array_equal(c_fin, py_fin):
             corr = 1.0
         else:
             corr = math.nan
@@ -291,6 +351,6 @@ def image_metrics(c_img: np.ndarray, py_img: np.ndarray, threshold: ImageThresho
         n_failed=res.n_failed, worst_pixel=worst,
         c_at_worst=float(c64.flat[res.worst]) if c.size else math.nan,
         py_at_worst=float(py64.flat[res.worst]) if c.size else math.nan,
-        allowed=res.allowed, nan_c=int(np.isnan(c64).sum()), nan_py=int(np.isnan(py64).sum()),
+        allowed=res.allowed, nan_c=int(nan_c64.sum()), nan_py=int(nan_py64.sum()),
         reason=reason,
     )

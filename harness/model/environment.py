@@ -5,9 +5,12 @@ import os
 import platform
 import subprocess
 import sys
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib import metadata
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 from harness.model.paths import REPO_ROOT
 
@@ -19,25 +22,60 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def git_state() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            # --no-optional-locks: reading the state must not rewrite the index.
-            p = subprocess.run(["git", "--no-optional-locks", "-C", str(REPO_ROOT), *args],
-                               capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return p.stdout if p.returncode == 0 else None
+def run_git(repo: Path | str, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """One git command in ``repo``, never prompting; an unstartable git is a failed run (rc 127).
 
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit.strip() if commit else None,
-            "dirty": (bool(status.strip()) if status is not None else None)}
+    --no-optional-locks: reading the state must not rewrite the index of the checkout.
+    """
+    try:
+        return subprocess.run(["git", "--no-optional-locks", "-C", str(repo), *args],
+                              capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return subprocess.CompletedProcess(["git", *args], 127, "", str(e))
+
+
+@dataclass(frozen=True)
+class GitState:
+    """What a result is recorded against: commit, uncommitted tracked changes, branch."""
+
+    commit: Optional[str]
+    dirty: Optional[bool]
+    branch: Optional[str]
+
+
+@lru_cache(maxsize=8)
+def checkout(repo: str = str(REPO_ROOT)) -> GitState:
+    """The checkout's state (the one place the harness asks git for it); cached because a gate
+    records many runs against the same checkout."""
+
+    def out(*args: str) -> Optional[str]:
+        p = run_git(repo, *args, timeout_s=10)
+        return p.stdout.strip() if p.returncode == 0 else None
+
+    status = out("status", "--porcelain", "--untracked-files=no")
+    branch = out("rev-parse", "--abbrev-ref", "HEAD")
+    return GitState(out("rev-parse", "HEAD"), None if status is None else bool(status),
+                    None if branch == "HEAD" else branch)
+
+
+def git_state(repo: str = str(REPO_ROOT)) -> dict[str, Any]:
+    """:func:`checkout` as a dict (env.json, --version): commit, dirty, branch."""
+    return asdict(checkout(repo))
+
+
+def working_changes(repo: str = str(REPO_ROOT), under: tuple[str, ...] = ("engine", "harness")
+                    ) -> tuple[Optional[str], list[str]]:
+    """(``git diff HEAD`` of the tracked files, untracked files below ``under``): what a dirty
+    run ran that no commit holds. The diff is None when git cannot tell."""
+    diff = run_git(repo, "diff", "HEAD", "--no-color", "--no-ext-diff")
+    others = run_git(repo, "ls-files", "--others", "--exclude-standard", "--", *under)
+    untracked = others.stdout.splitlines() if others.returncode == 0 else []
+    return (diff.stdout if diff.returncode == 0 else None), untracked
 
 
 def snapshot() -> dict[str, Any]:
     try:
-        import torch
+        import torch  # noqa: PLC0415 - slow to import; only a run's env.json needs it
         torch_info = {"version": torch.__version__, "num_threads": torch.get_num_threads(),
                       "cuda_available": bool(torch.cuda.is_available())}
     except ImportError:  # pragma: no cover

@@ -9,7 +9,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from harness.runners.base import RunOutput
+    from harness.model.run import RunOutput
 
 
 class ExitCode(IntEnum):
@@ -66,3 +66,12 @@ class RunnerFailure(HarnessError):
     def __init__(self, message: str, output: Optional["RunOutput"] = None):
         super().__init__(message)
         self.output = output
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same clean-up runs (child group killed, staging and
+    work directories removed); the CLI exits 128 + the signal number (143)."""
+
+    def __init__(self, signum: int = 15):
+        super().__init__(signum)
+        self.exit_code = 128 + signum

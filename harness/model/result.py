@@ -6,8 +6,6 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.compare.primitive import Row
-
 Status = Literal["parity", "divergence", "runner-failure", "reference-error", "input-error"]
 
 
@@ -23,6 +21,8 @@ def jsonable(v: Any) -> Any:
 
 
 class RowModel(BaseModel):
+    """One aligned trace row as data (harness.compare.verdict.row_model builds it from a Row)."""
+
     model_config = ConfigDict(frozen=True)
 
     label: str
@@ -41,20 +41,8 @@ class RowModel(BaseModel):
     rtol: float
     verdict: str
     defect: Optional[str] = None
-
-    @classmethod
-    def of(cls, row: Row) -> "RowModel":
-        return cls(
-            label=row.label, kind=row.kind, key=row.key, stage=row.stage, occurrence=row.occurrence,
-            phi_tic=row.phi_tic, components=list(row.components),
-            component=row.component_name(row.component_filter) if row.component_filter is not None else None,
-            c=jsonable(list(row.c)) if row.c is not None else None,
-            torch=jsonable(list(row.py)) if row.py is not None else None,
-            abs_diff=jsonable(row.max_abs_diff),
-            worst_component=(row.component_name(row.worst_component)
-                             if row.worst_component is not None and len(row.c or ()) > 1 else None),
-            atol=row.tolerance.atol, rtol=row.tolerance.rtol, verdict=row.verdict, defect=row.defect,
-        )
+    #: How the values were made comparable (a unit conversion between implementations).
+    note: Optional[str] = None
 
 
 class RunInfo(BaseModel):
@@ -77,6 +65,8 @@ class ParityResult(BaseModel):
     reference_choice: str = ""
     reference: Optional[RunInfo] = None
     engine: Optional[RunInfo] = None
+    #: Column names of the two sides: (reference, under test); a pair run names its implementations.
+    sides: tuple[str, str] = ("C", "torch")
     trace_compared: bool = False
     trace_note: str = ""
     keys_filter: list[str] = []
@@ -87,7 +77,14 @@ class ParityResult(BaseModel):
     image: Optional[dict[str, Any]] = None
     image_note: str = ""
     failure: Optional[str] = None
+    #: Known C defects that --allow-known-defects let pass (their ids); empty otherwise.
+    allowed_defects: list[str] = []
     #: Extra pixels traced because the images diverged while the traced pixel agreed
     #: (harness.compare.autopixel.PixelTrace.as_dict()).
     autopixels: list[dict[str, Any]] = []
+    #: Where the evidence keeps both float images (images.npz), or why it does not
+    #: (harness.report.kept_data); None when the run produced no two images.
+    float_images: Optional[dict[str, Any]] = None
+    #: A run from a modified tree: the evidence's git_diff.patch / untracked.txt; None if clean.
+    source_changes: Optional[dict[str, Any]] = None
     evidence_dir: Optional[str] = None

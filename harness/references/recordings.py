@@ -7,20 +7,31 @@ every stored file must match the sha256 in the manifest.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from harness.references import floatimage
-from harness.registry.cases import Case, Reference, strip_output_flags
+from engine.io.floatimage import FloatImageError, from_bytes, read_raw
 from harness.model.errors import ReferenceDataError
-from harness.runners.base import sha256_bytes, sha256_file
+from harness.model.hashing import sha256_bytes, sha256_file
+from harness.registry.cases import Case, Reference, strip_output_flags
+
+_DETPIXELS = re.compile(r"\((\d+)x(\d+) pixels\)")
+
+
+def detpixels_from_stdout(stdout: str) -> Optional[tuple[int, int]]:
+    """(slow, fast) from the C's ``... meters (FASTxSLOW pixels)`` console line."""
+    m = _DETPIXELS.search(stdout)
+    return (int(m.group(2)), int(m.group(1))) if m else None
 
 
 @dataclass(frozen=True)
 class Recording:
+    """One recorded C run: what `load` reads and what `record` writes."""
+
     name: str
     root: Path          # the recordings' root (argv paths are relative to it)
     directory: Path
@@ -94,18 +105,21 @@ def verify(rec: Recording, case: Case, ref: Reference, pixel: tuple[int, int]) -
 
 
 def read_image(rec: Recording) -> np.ndarray:
-    raw = floatimage.read_raw_bytes(rec.float_path)
+    try:
+        raw = read_raw(rec.float_path)
+    except FloatImageError as e:
+        raise ReferenceDataError(f"corrupt reference: {e}") from None
     got = sha256_bytes(raw)
     if got != rec.manifest["floatimage_raw_sha256"]:
         raise ReferenceDataError(f"corrupt reference: {rec.float_path} decodes to sha256 {got}, "
                                  f"manifest floatimage_raw_sha256 says {rec.manifest['floatimage_raw_sha256']}")
-    shape = tuple(rec.manifest.get("detpixels") or ()) or floatimage.detpixels_from_stdout(read_stdout(rec))
+    shape = tuple(rec.manifest.get("detpixels") or ()) or detpixels_from_stdout(read_stdout(rec))
     if not shape:
         raise ReferenceDataError(f"corrupt reference: no detector size in {rec.directory}/case.json")
     try:
-        return floatimage.from_bytes(raw, (int(shape[0]), int(shape[1])))
-    except ValueError as e:
-        raise ReferenceDataError(f"corrupt reference: {rec.float_path}: {e}") from None
+        return from_bytes(raw, (int(shape[0]), int(shape[1])), rec.float_path)
+    except FloatImageError as e:
+        raise ReferenceDataError(f"corrupt reference: {e}") from None
 
 
 def read_stdout(rec: Recording) -> str:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path, PurePosixPath
-from typing import Literal, Optional
+from typing import Iterable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.config.defects import BY_ID
 from harness.compare import keys
 from harness.compare.primitive import ImageThreshold, Tolerance, ToleranceTable
 from harness.model.errors import CaseFileError, UsageError
+from harness.model.suggest import did_you_mean
 
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -91,6 +93,60 @@ class ImageCheck(_Frozen):
         return ImageThreshold(self.rtol_of_max, self.atol, self.min_correlation)
 
 
+#: What an expected-failure mark may name besides a trace key: the image (it diverges while the
+#: trace agrees, or the reference is image-only) or the engine (it raised before comparing).
+EXPECTED_AT_WORDS = ("image", "engine")
+
+
+def expected_at_word(v: Optional[str]) -> Optional[str]:
+    """A mark's ``expected_failure_at``: 'image', 'engine' or a trace key's catalog name."""
+    if v is None or v in EXPECTED_AT_WORDS:
+        return v
+    name = keys.canonical_name(v)
+    if name is None:
+        raise ValueError(f"expected a trace key name or alias (`nbparity keys`), 'image' or 'engine', got {v!r}")
+    return name
+
+
+def check_mark(reason: Optional[str], at: Optional[str]) -> None:
+    """An expected failure names what is expected to fail, so that any other failure is a fail."""
+    if reason and at is None:
+        raise ValueError("expected_failure needs expected_failure_at: the first trace key expected to diverge "
+                         "(a name or alias), 'image' or 'engine'")
+    if at is not None and not reason:
+        raise ValueError("expected_failure_at without expected_failure: say why it is expected to fail")
+
+
+class KeyMeasured(_Frozen):
+    """One trace key's measured error: max |Δ| where |C| < 1, max |Δ|/|C| where |C| ≥ 1."""
+
+    abs_small: float = Field(ge=0)
+    rel: float = Field(ge=0)
+
+
+class MeasuredError(_Frozen):
+    """The engine's error in one dtype against the recordings, over every reference of a case
+    (rows and images that a registered C defect explains are left out). ``keys`` holds the keys
+    whose error is cancellation rather than rounding (harness.registry.profiles.CANCELLATION):
+    they get bars of their own; the trace_max_* are over the other keys."""
+
+    trace_max_abs_small: float = Field(ge=0)   # max |Δ| over traced values with |C| < 1
+    trace_max_rel: float = Field(ge=0)         # max |Δ|/|C| over traced values with |C| ≥ 1
+    keys: dict[str, KeyMeasured] = Field(default_factory=dict)
+    image_rel_to_max: Optional[float] = Field(default=None, ge=0)  # max|Δ|/max|C| of the image
+    image_correlation: Optional[float] = Field(default=None, ge=-1, le=1)
+    runs: list[str] = Field(default_factory=list)  # the runs measured, as "mode: reference"
+
+
+class DtypeProfile(_Frozen):
+    """The bars for a dtype other than float64, stored with the error they were derived from."""
+
+    derived: str
+    measured: MeasuredError
+    tolerance: Tolerances
+    image: ImageCheck
+
+
 class Reference(_Frozen):
     """The C reference for one engine mode.
 
@@ -109,12 +165,17 @@ class Reference(_Frozen):
     #: Why the engine is expected not to match this reference yet (the gate's xfail mark for
     #: this mode; it turns into a failure the moment the run passes).
     expected_failure: Optional[str] = None
+    #: What that failure is: the first divergent trace key, 'image' or 'engine'.
+    expected_failure_at: Optional[str] = None
+
+    @field_validator("expected_failure_at")
+    @classmethod
+    def _at(cls, v: Optional[str]) -> Optional[str]:
+        return expected_at_word(v)
 
     @field_validator("fixes")
     @classmethod
     def _known_defects(cls, v: list[str]) -> list[str]:
-        from engine.config.defects import BY_ID
-
         for d in v:
             if d not in BY_ID:
                 raise ValueError(f"expected C defect ids from engine/config/defects.py ({', '.join(BY_ID)}), got {d!r}")
@@ -142,6 +203,7 @@ class Reference(_Frozen):
     def _some_source(self) -> "Reference":
         if self.recording is None and not self.live:
             raise ValueError("expected a recording name or live = true (a reference needs a source)")
+        check_mark(self.expected_failure, self.expected_failure_at)
         return self
 
 
@@ -160,9 +222,14 @@ class Case(_Frozen):
     #: Why the case's own mode is expected not to pass yet (see Reference.expected_failure for
     #: the other modes); the gate reports it as xfail and fails when the run passes.
     expected_failure: Optional[str] = None
+    #: What that failure is: the first divergent trace key, 'image' or 'engine'.
+    expected_failure_at: Optional[str] = None
     tolerance: Tolerances = Field(default_factory=Tolerances)
     image: ImageCheck = Field(default_factory=ImageCheck)
     references: dict[Mode, Reference] = Field(min_length=1)
+    #: Bars per dtype other than float64 (which uses tolerance and image above); see
+    #: harness.registry.profiles.
+    profiles: dict[Literal["float32"], DtypeProfile] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -170,6 +237,11 @@ class Case(_Frozen):
         if not SLUG.match(v):
             raise ValueError(f"expected a slug (letters, digits, _ and -, no '/' or '.'), got {v!r}")
         return v
+
+    @field_validator("expected_failure_at")
+    @classmethod
+    def _at(cls, v: Optional[str]) -> Optional[str]:
+        return expected_at_word(v)
 
     @field_validator("argv")
     @classmethod
@@ -205,6 +277,7 @@ class Case(_Frozen):
                 raise ValueError(f"input {p!r} is not named in argv (inputs lists the files argv reads)")
         if self.mode not in self.references:
             raise ValueError(f"expected a reference for the case's mode {self.mode!r} under [references.{self.mode}]")
+        check_mark(self.expected_failure, self.expected_failure_at)
         return self
 
     def reference_for(self, mode: str) -> Reference:
@@ -285,16 +358,25 @@ class Registry:
         path = self.root / f"{name}.toml"
         if not path.is_file():
             known = [p.stem for p in self.paths()]
-            near = [k for k in known if name.lower() in k.lower()][:6]
-            hint = f"; did you mean: {', '.join(near)}" if near else f"; {len(known)} cases in {self.root} (`nbparity list`)"
+            hint = did_you_mean(name, known) or f"; {len(known)} cases in {self.root} (`nbparity list`)"
             raise UsageError(f"no case {name!r}: {path} does not exist{hint}")
         return load_case(path)
 
     def select(self, tags: Optional[list[str]] = None) -> tuple[list[Case], list[CaseFileError]]:
         cases, errors = self.load_all()
         if tags:
+            check_tags(tags, cases)
             cases = [c for c in cases if set(tags) & set(c.tags)]
         return cases, errors
+
+
+def check_tags(tags: Iterable[str], cases: Iterable[Case], option: str = "--tag") -> None:
+    """A tag that no case carries is a typo, not an empty selection: UsageError with the nearest tags."""
+    known = {t for c in cases for t in c.tags}
+    for tag in tags:
+        if tag not in known:
+            raise UsageError(f"{option}: no case has the tag {tag!r}"
+                             + (did_you_mean(tag, known) or f"; tags: {', '.join(sorted(known))}"))
 
 
 def data_root(case: Case, case_file_dir: Path, golden: Path) -> Path:

@@ -19,17 +19,16 @@ The recorded data stays where it is; cases find it through NB_GOLDEN_DIR.
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from engine.config import defects as defect_registry
-from harness.registry import casefile
+from harness.registry import casefile, pins, profiles
 from harness.registry.cases import SLUG, Case, strip_output_flags
 from harness.model.errors import CaseFileError, UsageError
-from harness.runners.base import sha256_bytes
+from harness.model.hashing import sha256_bytes
 
 DEFAULT_TOLERANCE = {"atol": 1e-6, "rtol": 1e-9}
 DEFAULT_IMAGE = {"rtol_of_max": 1e-6}
@@ -80,6 +79,8 @@ class Planned:
     action: str                 # "create" | "update" | "unchanged"
     text: str
     recordings: tuple[str, ...]
+    #: the recording pins this write moves (each shown old -> new)
+    pins: tuple[pins.PinChange, ...] = ()
 
     @property
     def changes(self) -> bool:
@@ -199,7 +200,7 @@ def _base_entry(name: str, manifest: dict[str, Any]) -> dict[str, Any]:
 
 def _order(entry: dict[str, Any]) -> dict[str, Any]:
     keys = ["name", "description", "mode", "tags", "inputs", "data_root", "c_threads", "timeout_s",
-            "expected_failure", "argv", "trace_pixels", "tolerance", "image", "references"]
+            "expected_failure", "expected_failure_at", "argv", "trace_pixels", "tolerance", "image", "references"]
     out = {k: entry[k] for k in keys if k in entry and entry[k] is not None}
     out.update({k: v for k, v in entry.items() if k not in out and v is not None})
     refs = out.get("references", {})
@@ -214,11 +215,14 @@ def render_entry(entry: dict[str, Any], recording: str) -> str:
     note = "".join(f"# {line}\n" for line in TOLERANCE_NOTE.splitlines())
     text = text.replace("\n[tolerance]\n", "\n" + note + "[tolerance]\n", 1)
     text = text.replace("\nfixes = [", "\n" + FIXES_NOTE + "fixes = [")
+    for dtype in entry.get("profiles") or {}:
+        text = text.replace(f"\n[profiles.{dtype}]\n", "\n" + profiles.file_note(dtype) + f"[profiles.{dtype}]\n", 1)
     return text
 
 
-def _merge(existing: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
-    """fresh's owned fields over existing's; hand-edited fields kept."""
+def _merge(existing: dict[str, Any], fresh: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
+    """fresh's owned fields over existing's; hand-edited fields and unnamed recordings' pins kept."""
+    pins.keep_unnamed(existing, fresh, wanted)
     out = dict(existing)
     for k in ("name", "argv", "inputs", "c_threads"):
         out[k] = fresh[k]
@@ -246,9 +250,7 @@ def plan_import(golden: Path, cases_dir: Path, names: Optional[Iterable[str]] = 
     if unknown:
         raise UsageError(f"no recording {', '.join(map(repr, unknown))} under {golden / 'cases'}")
     problems: list[str] = []
-    entries: dict[str, dict[str, Any]] = {}
-    sources: dict[str, list[str]] = {}
-    manifests = {}
+    manifests: pins.Manifests = {}
     for name in all_names:
         try:
             manifests[name] = _manifest(golden, name)
@@ -256,17 +258,27 @@ def plan_import(golden: Path, cases_dir: Path, names: Optional[Iterable[str]] = 
             problems.append(f"{name}: unreadable case.json ({e})")
     wanted = set(chosen)
     # instrumented recordings first: they make the cases that fixed-C recordings attach to
-    for name in all_names:
-        if name not in manifests:
-            continue
-        m, sha = manifests[name]
+    entries, sources = _instrumented_entries(manifests, wanted, problems)
+    _attach_fixed(manifests, wanted, entries, sources, problems)
+    files = [_planned(cases_dir / f"{case_name}.toml", case_name, fresh, sources[case_name], wanted)
+             for case_name, fresh in sorted(entries.items())]
+    files += _refresh_pins(cases_dir, {p.path for p in files}, manifests, wanted)
+    return ImportPlan(files, problems)
+
+
+def _instrumented_entries(manifests: pins.Manifests, wanted: set[str], problems: list[str]
+                          ) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """Fresh entries of the named instrumented recordings (and of the bases of named fixed-C ones)."""
+    entries: dict[str, dict[str, Any]] = {}
+    sources: dict[str, list[str]] = {}
+    bases = {manifests[n][0].get("derived_from") for n in wanted if n in manifests}
+    for name, (m, sha) in manifests.items():
         if m.get("reference_kind", "instrumented-c") != "instrumented-c":
             continue
         if not SLUG.match(name):
             problems.append(f"{name}: not a usable case name")
             continue
-        if name not in wanted and not any(manifests.get(n, ({},))[0].get("derived_from") == name
-                                          for n in wanted):
+        if name not in wanted and name not in bases:
             continue
         if not m.get("trace_pixel"):
             problems.append(f"{name}: instrumented recording without a trace_pixel")
@@ -276,71 +288,56 @@ def plan_import(golden: Path, cases_dir: Path, names: Optional[Iterable[str]] = 
                                        "live": True}
         entries[name] = e
         sources[name] = [name]
-    for name in all_names:
-        if name not in manifests or name not in wanted:
-            continue
-        m, sha = manifests[name]
-        if m.get("reference_kind") != "fixed-c":
+    return entries, sources
+
+
+def _attach_fixed(manifests: pins.Manifests, wanted: set[str], entries: dict[str, dict[str, Any]],
+                  sources: dict[str, list[str]], problems: list[str]) -> None:
+    """Each named fixed-C recording becomes the spec reference of its base case."""
+    for name, (m, sha) in manifests.items():
+        if name not in wanted or m.get("reference_kind") != "fixed-c":
             continue
         base = m.get("derived_from")
         if base not in entries:
             problems.append(f"{name}: fixed-C recording derived from {base!r}, which is not an instrumented "
                             "recording here")
             continue
-        base_argv = entries[base]["argv"]
-        if strip_output_flags(list(m["argv"])) != base_argv:
+        if strip_output_flags(list(m["argv"])) != entries[base]["argv"]:
             problems.append(f"{name}: argv differs from its base {base!r} (a fixed-C reference must re-run the "
                             "base case's argv)")
             continue
+        # live: a fixed C (golden_bin/nanoBragg_fixed, `make c`) may stand in with --live; auto
+        # mode never picks one on its own (harness/runners/choose.py).
         entries[base]["references"]["spec"] = {"kind": "fixed-c", "recording": name, "manifest_sha256": sha,
-                                               "live": False, "fixes": fixes_of(m)}
+                                               "live": True, "fixes": fixes_of(m)}
         sources[base].append(name)
 
-    files: list[Planned] = []
-    for case_name, fresh in sorted(entries.items()):
-        path = cases_dir / f"{case_name}.toml"
-        old_text = path.read_text(encoding="utf-8") if path.is_file() else None
-        if old_text is not None:
-            try:
-                existing = tomllib.loads(old_text)
-            except tomllib.TOMLDecodeError as e:
-                raise CaseFileError(str(path), "", f"expected valid TOML before re-importing: {e}") from None
-            data = _merge(existing, fresh)
-        else:
-            data = fresh
-        text = render_entry(data, case_name)
-        _validate(path, text)
-        action = "create" if old_text is None else ("unchanged" if old_text == text else "update")
-        files.append(Planned(path, action, text, tuple(sources[case_name])))
-    files += _refresh_pins(cases_dir, {p.path for p in files}, manifests)
-    return ImportPlan(files, problems)
+
+def _planned(path: Path, case_name: str, fresh: dict[str, Any], sources: list[str], wanted: set[str]) -> Planned:
+    old_text = path.read_text(encoding="utf-8") if path.is_file() else None
+    data = fresh
+    if old_text is not None:
+        try:
+            existing = tomllib.loads(old_text)
+        except tomllib.TOMLDecodeError as e:
+            raise CaseFileError(str(path), "", f"expected valid TOML before re-importing: {e}") from None
+        data = _merge(existing, fresh, wanted)
+    text = render_entry(data, case_name)
+    _validate(path, text)
+    action = "create" if old_text is None else ("unchanged" if old_text == text else "update")
+    return Planned(path, action, text, tuple(sources), pins.changes(case_name, old_text, text))
 
 
-_PIN = re.compile(r'^(recording\s*=\s*"(?P<rec>[^"]+)"\s*\n(?:[^\[\n]*\n)*?manifest_sha256\s*=\s*")(?P<sha>[0-9a-f]{64})"',
-                  re.M)
-
-
-def _refresh_pins(cases_dir: Path, generated: set[Path], manifests: dict[str, tuple[dict, str]]) -> list[Planned]:
-    """Hand-written cases: only their manifest_sha256 pins follow the recordings."""
+def _refresh_pins(cases_dir: Path, generated: set[Path], manifests: pins.Manifests,
+                  wanted: set[str]) -> list[Planned]:
+    """Hand-written cases: only their pins of the named recordings follow the recordings."""
     out: list[Planned] = []
-    if not cases_dir.is_dir():
-        return out
-    for path in sorted(cases_dir.glob("*.toml")):
-        if path in generated or path.name.startswith("."):
-            continue
+    for path in pins.hand_written(cases_dir, generated):
         old = path.read_text(encoding="utf-8")
-        used: list[str] = []
-
-        def swap(m: re.Match) -> str:
-            rec = m.group("rec")
-            if rec in manifests:
-                used.append(rec)
-                return m.group(1) + manifests[rec][1] + '"'
-            return m.group(0)
-
-        new = _PIN.sub(swap, old)
+        new, used = pins.refresh_text(old, manifests, wanted)
         if used:
-            out.append(Planned(path, "unchanged" if new == old else "update", new, tuple(used)))
+            out.append(Planned(path, "unchanged" if new == old else "update", new, tuple(used),
+                               pins.changes(path.stem, old, new)))
     return out
 
 

@@ -1,5 +1,6 @@
 """PNG pictures of one run for people: the C image, the torch image, a log-scale |Δ| heat map
-(worst pixel and traced pixels marked) and the radial profile of both images about the beam.
+and the radial profile of both images about the beam. The worst pixel, the traced pixel and the
+autotraced pixels are marked, and a legend under each map names every marker with its pixel.
 
 matplotlib is imported lazily (Agg backend) so the rest of the harness works without it.
 Every writer returns where its markers landed in PNG pixel coordinates (row from the top,
@@ -16,9 +17,11 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-#: Marker colours: pure colours that the image colour maps never produce.
-WORST_COLOR = (1.0, 0.0, 1.0)      # magenta
-TRACED_COLOR = (0.0, 1.0, 0.0)     # green
+from harness.report.markers import AUTO_COLOR, TRACED_COLOR, WORST_COLOR, Mark, draw, legend, legend_rows, marks  # noqa: F401 - colours re-exported
+
+#: |Δ| map colours outside inferno: exact zeros (not missing data) and NaN in one image only.
+ZERO_COLOR = (0.70, 0.84, 0.96)    # pale blue
+NAN_COLOR = (0.55, 0.55, 0.55)     # grey
 DPI = 100
 DISPLAY_PX = 600   # larger images are shown as the max of k×k blocks
 FILES = ("c_image.png", "torch_image.png", "abs_diff.png", "radial_profile.png")
@@ -29,6 +32,7 @@ class Picture:
     path: Path
     size: tuple[int, int]                       # (height, width) in PNG pixels
     markers: dict[str, tuple[float, float]] = field(default_factory=dict)  # name → (row, col)
+    legend: list[str] = field(default_factory=list)  # the legend's entries, top to bottom
 
 
 def _pyplot():
@@ -88,47 +92,55 @@ def _show(ax, img: np.ndarray, **kw):
     return im, k
 
 
-def _save(fig, ax, path: Path, points: dict[str, tuple[float, float]], meta: dict[str, str]) -> Picture:
+def _save(fig, ax, path: Path, points: dict[str, tuple[float, float]], meta: dict[str, str],
+          labels: Sequence[str] = ()) -> Picture:
+    """Render once and write those pixels (savefig would render a second time: seconds on a
+    full detector), with the markers' PNG coordinates taken from that same rendering."""
+    from PIL import Image, PngImagePlugin  # noqa: PLC0415 - pillow comes with matplotlib
+
     fig.canvas.draw()
     width, height = fig.canvas.get_width_height()
     markers = {}
     for name, (x, y) in points.items():
         px, py = ax.transData.transform((x, y))
         markers[name] = (float(height - py), float(px))  # display origin is bottom-left
-    fig.savefig(path, dpi=DPI, metadata={"Software": "nbparity", **meta})
+    info = PngImagePlugin.PngInfo()
+    for key, value in {"Software": "nbparity", **meta}.items():
+        info.add_text(key, value)
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    Image.fromarray(np.ascontiguousarray(rgb)).save(path, pnginfo=info)
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     plt.close(fig)
-    return Picture(path=path, size=(height, width), markers=markers)
+    return Picture(path=path, size=(height, width), markers=markers, legend=list(labels))
 
 
-def _mark(ax, pixels: dict[str, tuple[int, int]]) -> dict[str, tuple[float, float]]:
-    """Open circles plus a solid centre dot so a one-pixel spot is visible at any size."""
-    pts = {}
-    for name, (s, f) in pixels.items():
-        color = WORST_COLOR if name == "worst" else TRACED_COLOR
-        ax.plot([f], [s], marker="o", markersize=16, markerfacecolor="none", markeredgecolor=color,
-                markeredgewidth=2.0, linestyle="none")
-        ax.plot([f], [s], marker="o", markersize=4, color=color, linestyle="none")
-        pts[name] = (float(f), float(s))
-    return pts
+_AXIS_IN = 0.6      # inches under the axes for the fast-pixel ticks and label
+_LEGEND_ROW_IN = 0.2
 
 
-def _pixels(worst: Optional[Sequence[int]], traced: Iterable[Sequence[int]]) -> dict[str, tuple[int, int]]:
-    out: dict[str, tuple[int, int]] = {}
-    for i, p in enumerate(traced):
-        out[f"traced{i}"] = (int(p[0]), int(p[1]))
-    if worst is not None:
-        out["worst"] = (int(worst[0]), int(worst[1]))  # drawn last: on top when they coincide
-    return out
+def _figure(plt, shape: tuple[int, int], legend_rows: int):
+    """A figure for one detector map, taller by the legend rows under it (a fixed layout:
+    constrained layout costs seconds per picture on a full detector)."""
+    w, h = _figsize(shape)
+    legend_in = _LEGEND_ROW_IN * legend_rows + (0.1 if legend_rows else 0.0)
+    total = h + legend_in
+    fig, ax = plt.subplots(figsize=(w, total), dpi=DPI)
+    fig.subplots_adjust(bottom=(legend_in + _AXIS_IN) / total, top=1.0 - 0.45 / total)
+    return fig, ax
+
+
+def _marked(fig, ax, items: list[Mark], patches=()) -> tuple[dict[str, tuple[float, float]], list[str]]:
+    return draw(ax, items), legend(fig, items, patches)
 
 
 def write_image(path: Path, image: np.ndarray, title: str, *, traced: Iterable[Sequence[int]] = (),
-                worst: Optional[Sequence[int]] = None) -> Picture:
+                worst: Optional[Sequence[int]] = None, autotraced: Iterable[Sequence] = ()) -> Picture:
     """One detector image on a log colour scale, slow axis down, fast axis across."""
     plt = _pyplot()
     img = np.asarray(image, dtype=np.float64)
-    fig, ax = plt.subplots(figsize=_figsize(img.shape))
+    items = marks(worst, traced, autotraced)
+    fig, ax = _figure(plt, img.shape, legend_rows(items))
     norm = _log_norm(img)
     shown = np.where(np.isfinite(img) & (img > 0), img, np.nan) if norm is not None else img
     im, k = _show(ax, shown, cmap="gray_r" if norm is not None else "gray", norm=norm)
@@ -136,42 +148,81 @@ def write_image(path: Path, image: np.ndarray, title: str, *, traced: Iterable[S
     ax.set_xlabel("fast pixel")
     ax.set_ylabel("slow pixel")
     ax.set_title(title + (f" (max of {k}×{k} blocks)" if k > 1 else ""))
-    pts = _mark(ax, _pixels(worst, traced))
-    return _save(fig, ax, path, pts, {"Title": title})
+    pts, labels = _marked(fig, ax, items)
+    return _save(fig, ax, path, pts, {"Title": title}, labels)
 
 
-def write_diff_map(path: Path, c_image: np.ndarray, torch_image: np.ndarray, *,
-                   traced: Iterable[Sequence[int]] = (), worst: Optional[Sequence[int]] = None,
-                   title: str = "|torch − C|") -> Picture:
-    """log10 |Δ| heat map; pixels with Δ = 0 are left white. worst defaults to argmax |Δ|."""
-    plt = _pyplot()
+def _worst_pixel(diff: np.ndarray) -> Optional[tuple[int, ...]]:
+    """argmax |Δ|, a NaN in one image counting as the worst of all."""
+    if not diff.size:
+        return None
+    score = np.where(np.isnan(diff), np.inf, diff)
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(score)), diff.shape))
+
+
+def _worst_or_none(diff: np.ndarray, worst: Optional[Sequence[int]], nonzero: int) -> Optional[Sequence[int]]:
+    """The pixel to mark as worst; none when the images are identical (nothing is worst)."""
+    if nonzero == 0 and not np.isnan(diff).any():
+        return None
+    return worst if worst is not None else _worst_pixel(diff)
+
+
+def abs_diff(c_image: np.ndarray, torch_image: np.ndarray) -> np.ndarray:
+    """|torch − C| in float64; NaN where exactly one image is NaN, 0 where both are."""
     c = np.asarray(c_image, dtype=np.float64)
     t = np.asarray(torch_image, dtype=np.float64)
     if c.shape != t.shape:
         raise ValueError(f"images differ in shape: C {c.shape} vs torch {t.shape}")
-    diff = np.abs(t - c)
-    diff = np.where(np.isnan(c) & np.isnan(t), 0.0, diff)
-    if worst is None and diff.size:
-        score = np.where(np.isnan(diff), np.inf, diff)
-        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(score)), diff.shape))
+    return np.where(np.isnan(c) & np.isnan(t), 0.0, np.abs(t - c))
+
+
+def _diff_display(diff: np.ndarray):
+    """(values to show, norm, any NaN): exact zeros go below the colour scale (ZERO_COLOR) and
+    NaNs above it (NAN_COLOR), so the block-max reduction keeps a lone NaN or |Δ| visible and
+    an exact zero never looks like missing data."""
+    from matplotlib.colors import LogNorm  # noqa: PLC0415
+
+    norm = _log_norm(diff, span=1e8)
+    lo, hi = (norm.vmin, norm.vmax) if norm is not None else (1.0, 10.0)
+    norm = LogNorm(vmin=lo, vmax=hi, clip=False)
+    nan = np.isnan(diff)
+    # A |Δ| below the scale's span is still a difference: shown at the bottom colour, never as zero.
+    shown = np.where(diff > 0, np.maximum(diff, lo), lo * 1e-3)
+    shown = np.where(nan, hi * 1e3, shown)
+    return shown, norm, bool(nan.any())
+
+
+def write_diff_map(path: Path, c_image: np.ndarray, torch_image: np.ndarray, *,
+                   traced: Iterable[Sequence[int]] = (), worst: Optional[Sequence[int]] = None,
+                   autotraced: Iterable[Sequence] = (), title: str = "|torch − C|",
+                   diff: Optional[np.ndarray] = None) -> Picture:
+    """log10 |Δ| heat map; |Δ| = 0 exactly in ZERO_COLOR, NaN in one image only in NAN_COLOR.
+    worst defaults to argmax |Δ|; diff is :func:`abs_diff` of the two images when the caller
+    has it already."""
+    plt = _pyplot()
+    diff = abs_diff(c_image, torch_image) if diff is None else diff
     finite = diff[np.isfinite(diff)]
     max_d = float(finite.max()) if finite.size else math.nan
-    fig, ax = plt.subplots(figsize=_figsize(c.shape))
-    norm = _log_norm(diff, span=1e8)
-    cmap = plt.get_cmap("inferno").with_extremes(bad="white")
-    shown = np.where(np.isfinite(diff) & (diff > 0), diff, np.nan)
-    im, k = _show(ax, shown, cmap=cmap, norm=norm)
-    if norm is not None:
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="|Δ| (log)")
     nz = int(np.count_nonzero(finite))
+    worst = _worst_or_none(diff, worst, nz)
+    shown, norm, any_nan = _diff_display(diff)
+    items = marks(worst, traced, autotraced)
+    patches = [(ZERO_COLOR, f"|Δ| = 0 exactly ({int(np.count_nonzero(diff == 0))} pixels)")]
+    if any_nan:
+        patches.append((NAN_COLOR, "NaN in one image only"))
+    fig, ax = _figure(plt, diff.shape, legend_rows(items, len(patches)))
+    cmap = plt.get_cmap("inferno").with_extremes(under=ZERO_COLOR, over=NAN_COLOR, bad=NAN_COLOR)
+    im, k = _show(ax, shown, cmap=cmap, norm=norm)
+    if nz:
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="|Δ| (log)")
     ax.set_title((f"{title}: max {max_d:.3g}, {nz} pixels differ" if nz else f"{title}: identical")
                  + (f" (max of {k}×{k} blocks)" if k > 1 else ""))
     ax.set_xlabel("fast pixel")
     ax.set_ylabel("slow pixel")
-    pts = _mark(ax, _pixels(worst, traced))
+    pts, labels = _marked(fig, ax, items, patches)
     meta = {"Title": title, "Description": f"max_abs_diff={max_d!r} worst_pixel={list(worst) if worst else None} "
                                           f"nonzero={nz}"}
-    return _save(fig, ax, path, pts, meta)
+    return _save(fig, ax, path, pts, meta, labels)
 
 
 def radial_profile(image: np.ndarray, center: tuple[float, float], bin_px: float = 1.0
@@ -181,12 +232,21 @@ def radial_profile(image: np.ndarray, center: tuple[float, float], bin_px: float
     Rings with no finite pixel are dropped. Pixel (s, f) sits at radius |(s, f) − center|.
     """
     img = np.asarray(image, dtype=np.float64)
-    s, f = np.indices(img.shape)
-    r = np.hypot(s - center[0], f - center[1]).ravel()
-    v = img.ravel()
+    return _ring_means(img, _ring_index(img.shape, center, bin_px), bin_px)
+
+
+def _ring_index(shape: tuple[int, ...], center: tuple[float, float], bin_px: float) -> np.ndarray:
+    """Each pixel's ring number, flattened (computed once for both images of a run)."""
+    s = np.arange(shape[0], dtype=np.float64)[:, None] - center[0]
+    f = np.arange(shape[1], dtype=np.float64)[None, :] - center[1]
+    return np.floor(np.hypot(s, f) / bin_px).astype(np.int64).ravel()
+
+
+def _ring_means(img: np.ndarray, ring: np.ndarray, bin_px: float) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(img, dtype=np.float64).ravel()
     ok = np.isfinite(v)
-    idx = np.floor(r[ok] / bin_px).astype(np.int64)
-    sums = np.bincount(idx, weights=v[ok])
+    idx = ring[ok] if not ok.all() else ring
+    sums = np.bincount(idx, weights=v[ok] if not ok.all() else v)
     counts = np.bincount(idx)
     keep = counts > 0
     radius = (np.arange(len(counts)) + 0.5) * bin_px
@@ -196,9 +256,11 @@ def radial_profile(image: np.ndarray, center: tuple[float, float], bin_px: float
 def write_radial_profile(path: Path, c_image: np.ndarray, torch_image: np.ndarray,
                          beam_center: tuple[float, float], *, bin_px: float = 1.0) -> Picture:
     plt = _pyplot()
-    rc, pc = radial_profile(c_image, beam_center, bin_px)
-    rt, pt = radial_profile(torch_image, beam_center, bin_px)
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ring = _ring_index(np.shape(c_image), beam_center, bin_px)
+    rc, pc = _ring_means(c_image, ring, bin_px)
+    rt, pt = _ring_means(torch_image, ring, bin_px) if np.shape(torch_image) == np.shape(c_image) else \
+        radial_profile(torch_image, beam_center, bin_px)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 6), dpi=DPI, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot(rc, pc, color="black", lw=1.5, label="C")
     ax.plot(rt, pt, color="tab:orange", lw=1.0, ls="--", label="torch")
     if np.any(pc > 0) and np.all(pc[np.isfinite(pc)] >= 0):
@@ -219,30 +281,31 @@ def write_radial_profile(path: Path, c_image: np.ndarray, torch_image: np.ndarra
 def write_run_images(out_dir: Path, c_image: np.ndarray, torch_image: np.ndarray, *,
                      beam_center: Optional[tuple[float, float]] = None,
                      traced: Iterable[Sequence[int]] = (), worst: Optional[Sequence[int]] = None,
-                     case: str = "") -> dict[str, Picture]:
+                     autotraced: Iterable[Sequence] = (), case: str = "") -> dict[str, Picture]:
     """The four pictures of a run into ``out_dir`` (an evidence directory, staged or final).
 
     beam_center is (slow, fast) in pixels; without one the profile is taken about the image
-    centre and its title says so (see :func:`beam_center_from_stdout`).
+    centre and its title says so (see :func:`beam_center_from_stdout`). autotraced holds
+    (slow, fast[, reason]) of the pixels traced because the images diverged.
     """
     out_dir = Path(out_dir)
     traced = [tuple(p) for p in traced]
+    autotraced = [tuple(p) for p in autotraced]
     c = np.asarray(c_image)
     t = np.asarray(torch_image)
     center = beam_center if beam_center is not None else ((c.shape[0] - 1) / 2, (c.shape[1] - 1) / 2)
     prefix = f"{case}: " if case else ""
-    if worst is None and c.shape == t.shape and c.size:
-        score = np.abs(t.astype(np.float64) - c.astype(np.float64))
-        score = np.where(np.isnan(c) & np.isnan(t), 0.0, np.where(np.isnan(score), np.inf, score))
-        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(score)), c.shape))
+    diff = abs_diff(c, t) if c.shape == t.shape else None
+    if diff is not None:
+        worst = _worst_or_none(diff, worst, int(np.count_nonzero(diff[np.isfinite(diff)])))
+    marked = dict(traced=traced, worst=worst, autotraced=autotraced)
     pics = {
-        "c_image.png": write_image(out_dir / "c_image.png", c, prefix + "C image", traced=traced, worst=worst),
-        "torch_image.png": write_image(out_dir / "torch_image.png", t, prefix + "torch image",
-                                       traced=traced, worst=worst),
+        "c_image.png": write_image(out_dir / "c_image.png", c, prefix + "C image", **marked),
+        "torch_image.png": write_image(out_dir / "torch_image.png", t, prefix + "torch image", **marked),
     }
     if c.shape == t.shape:
-        pics["abs_diff.png"] = write_diff_map(out_dir / "abs_diff.png", c, t, traced=traced, worst=worst,
-                                              title=prefix + "|torch − C|")
+        pics["abs_diff.png"] = write_diff_map(out_dir / "abs_diff.png", c, t, title=prefix + "|torch − C|",
+                                              diff=diff, **marked)
         pics["radial_profile.png"] = write_radial_profile(out_dir / "radial_profile.png", c, t, center)
     return pics
 

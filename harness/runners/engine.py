@@ -15,7 +15,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from harness.model.errors import RunnerFailure
-from harness.runners.base import RunOutput, RunRequest, check_inputs
+from harness.model.run import RunOutput
+from harness.runners import inputs
+from harness.runners.base import RunRequest, check_inputs
 
 DTYPES = ("float64", "float32")
 
@@ -31,19 +33,17 @@ class TorchRunner:
     name = "torch"
 
     def argv(self, request: RunRequest) -> list[str]:
-        paths = {rel: str(p.resolve()) for rel, p in request.input_paths().items()}
-        argv = [paths.get(tok, tok) for tok in request.case.argv]
+        argv = inputs.absolute_argv(request.case.argv, check_inputs(request))
         return argv + ["-trace_pixel", str(request.pixel[0]), str(request.pixel[1])]
 
     def run(self, request: RunRequest) -> RunOutput:
-        check_inputs(request)
         argv = self.argv(request)
-        shown = ["python", "-m", "engine", *argv, "--mode", request.mode]
+        shown = shown_command(request, argv)
         base = dict(runner=self.name, argv=tuple(shown), cwd="(in-process)",
                     env={"device": request.device, "dtype": request.dtype}, description=f"torch engine in-process ({request.mode}, {request.device}, {request.dtype})")
         t0 = time.monotonic()
         try:
-            import torch
+            import torch  # noqa: PLC0415 - torch loads only when the engine runs
 
             run = load_api()
             kwargs: dict[str, Any] = dict(mode=request.mode, device=request.device,
@@ -62,9 +62,7 @@ class TorchRunner:
             raise RunnerFailure(f"torch engine not importable ({e}); is engine/api.py there?",
                                 RunOutput(exit_code=None, stdout="", stderr=traceback.format_exc(),
                                           wall_s=time.monotonic() - t0, **base)) from None
-        except BaseException as e:  # noqa: BLE001 - any engine crash is a runner failure
-            if isinstance(e, KeyboardInterrupt):
-                raise
+        except Exception as e:  # noqa: BLE001 - any engine crash is a runner failure (Ctrl-C and exits are not)
             raise RunnerFailure(f"torch engine raised {type(e).__name__}: {e}",
                                 RunOutput(exit_code=None, stdout="", stderr=traceback.format_exc(),
                                           wall_s=time.monotonic() - t0, **base)) from None
@@ -80,7 +78,7 @@ class TorchRunner:
         if not stdout and trace:
             stdout = "\n".join(trace) + "\n"
         try:
-            import torch
+            import torch  # noqa: PLC0415 - already loaded by the run above
             versions = {"torch": torch.__version__}
         except ImportError:  # pragma: no cover
             versions = {}
@@ -93,6 +91,25 @@ class TorchRunner:
         if request.want_image and image is None:
             raise RunnerFailure("torch engine returned no image", out)
         return out
+
+
+#: Where the shown engine command writes its image (relative to the directory it is run in).
+SHOWN_FLOATFILE = "torch_floatimage.bin"
+
+
+def shown_command(request: RunRequest, argv: list[str]) -> list[str]:
+    """The `python -m engine` command that repeats this in-process run exactly: every setting the
+    call passes (mode, device, dtype, C threads, the C defects a fixed-C reference needs) and,
+    when the image is wanted, a float file to write it to."""
+    cmd = ["python", "-m", "engine", *argv]
+    if request.want_image:
+        cmd += ["-floatfile", SHOWN_FLOATFILE]
+    cmd += ["--mode", request.mode, "--device", request.device, "--dtype", request.dtype,
+            "--c-threads", str(request.case.c_threads)]
+    defects = defects_for(request)
+    if defects is not None:
+        cmd += ["--c-defects", ",".join(defects) or "none"]
+    return cmd
 
 
 def defects_for(request: RunRequest) -> Optional[list[str]]:

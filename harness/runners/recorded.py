@@ -7,7 +7,8 @@ from pathlib import Path
 from harness.references import recordings
 from harness.compare import traces
 from harness.model.errors import ReferenceDataError, RunnerFailure, UsageError
-from harness.runners.base import RunOutput, RunRequest, check_image
+from harness.model.run import RunOutput
+from harness.runners.base import RunRequest, check_image
 
 
 class RecordedRunner:

@@ -15,11 +15,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from harness.model.environment import run_git
 from harness.model.errors import UsageError
+from harness.service.ledger import selected_delta
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,6 @@ class BisectResult:
     criterion: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return asdict(self)
 
 
@@ -74,15 +74,14 @@ Evaluate = Callable[[Path], Verdict]
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> str:
-    p = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    p = run_git(repo, *args, timeout_s=600)
     if check and p.returncode != 0:
         raise UsageError(f"git {' '.join(args)} failed in {repo}: {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
     return p.stdout
 
 
 def resolve_rev(repo: Path, rev: str) -> str:
-    p = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                       capture_output=True, text=True)
+    p = run_git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     if p.returncode != 0:
         raise UsageError(f"bisect: {rev!r} is not a commit in {repo}")
     return p.stdout.strip()
@@ -90,7 +89,7 @@ def resolve_rev(repo: Path, rev: str) -> str:
 
 def candidates(repo: Path, good: str, bad: str) -> list[str]:
     """Commits after good up to and including bad, oldest first, on good→bad ancestry paths."""
-    if subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", good, bad]).returncode != 0:
+    if run_git(repo, "merge-base", "--is-ancestor", good, bad).returncode != 0:
         raise UsageError(f"bisect: --good {good[:12]} is not an ancestor of --bad {bad[:12]}")
     out = _git(repo, "rev-list", "--ancestry-path", "--topo-order", "--reverse", f"{good}..{bad}")
     return out.split()
@@ -253,8 +252,6 @@ def verdict_from_run(returncode: int, stdout: str, stderr: str, key: Optional[st
     delta = fd.get("abs_diff")
     kd = None
     if key is not None:
-        from harness.service.ledger import selected_delta  # noqa: PLC0415
-
         kd = selected_delta(res.get("rows") or [], key)
     return Verdict(ok=exit_code == 0, status=status, first_key=fd.get("label"),
                    first_delta=float(delta) if isinstance(delta, (int, float)) and math.isfinite(delta) else None,

@@ -9,7 +9,9 @@ A run's outcome is one of
 * ``fail``  – a divergence (the message is the first-divergence line and the evidence path);
 * ``error`` – a runner failure, a missing/stale/corrupt reference or a missing input: never a
   skip, the comparison did not happen;
-* ``xfail`` – marked expected-to-fail in the registry (reason shown) and it did fail;
+* ``xfail`` – marked expected-to-fail in the registry (reason shown) and it failed at what the
+  mark names (``expected_failure_at``: the first divergent key, ``image`` or ``engine``); a
+  marked run that fails any other way is a ``fail`` (or an ``error``);
 * ``xpass`` – marked expected-to-fail but it passed: a failure, so that marks cannot rot.
 
 The gate writes JUnit XML and a markdown summary (also appended to $GITHUB_STEP_SUMMARY),
@@ -31,6 +33,7 @@ from harness.registry.cases import Case
 from harness.model.errors import ExitCode
 from harness.model.result import ParityResult
 from harness.pipeline import Context, RunOptions, run_case
+from harness.runners.choose import for_gate
 
 PASS, FAIL, ERROR, XFAIL, XPASS = "pass", "fail", "error", "xfail", "xpass"
 BAD = (FAIL, ERROR, XPASS)
@@ -50,6 +53,11 @@ class GateItem:
         return expected_failure(self.case, self.mode)
 
     @property
+    def expected_at(self) -> Optional[str]:
+        """What the mark says fails: a trace key's catalog name, 'image' or 'engine'."""
+        return expected_failure_at(self.case, self.mode)
+
+    @property
     def reference(self) -> str:
         ref = self.case.references[self.mode]  # type: ignore[index]
         return f"{ref.recording or 'live'} ({ref.kind})"
@@ -65,6 +73,26 @@ def expected_failure(case: Case, mode: str) -> Optional[str]:
     if ref is not None and ref.expected_failure:
         return ref.expected_failure
     return case.expected_failure if mode == case.mode else None
+
+
+def expected_failure_at(case: Case, mode: str) -> Optional[str]:
+    """What the mark of :func:`expected_failure` names as failing (same precedence)."""
+    ref = case.references.get(mode)  # type: ignore[call-overload]
+    if ref is not None and ref.expected_failure:
+        return ref.expected_failure_at
+    return case.expected_failure_at if mode == case.mode else None
+
+
+def failed_at(result: ParityResult) -> Optional[str]:
+    """What failed in a run that did not pass: the first divergent key, 'image' or 'engine'
+    (None for a failure that no mark may cover: the reference's or the input's)."""
+    if result.status == "runner-failure":
+        return "engine" if _engine_failed(result) else None
+    if result.status != "divergence":
+        return None
+    if result.first_divergence is not None:
+        return result.first_divergence.key
+    return "image"
 
 
 def plan(cases: Iterable[Case], modes: Optional[Sequence[str]] = None) -> list[GateItem]:
@@ -103,8 +131,8 @@ def first_line(result: ParityResult) -> str:
         if fd.verdict in ("C only", "torch only"):
             return f"first divergence: {fd.label} (stage {fd.stage}) only in the {'C' if fd.verdict == 'C only' else 'torch'} trace"
         return (f"first divergence: {fd.label}{f' ({comp})' if comp else ''} at stage {fd.stage}: "
-                f"C {report._fmt_values(fd.c)} vs torch {report._fmt_values(fd.torch)}, "
-                f"|Δ| {report._fmt_diff(fd)} > {report._fmt_tol(fd)}")
+                f"{result.sides[0]} {report.fmt_values(fd.c)} vs {result.sides[1]} {report.fmt_values(fd.torch)}, "
+                f"|Δ| {report.fmt_diff(fd)} > {report.fmt_tol(fd)}")
     m = result.image
     if m and not m.get("ok", True):
         traced = "trace agrees, " if result.trace_compared else ""
@@ -132,13 +160,13 @@ def judge(item: GateItem, result: ParityResult) -> tuple[str, str]:
         return PASS, line
     if result.status in ("reference-error", "input-error"):
         return ERROR, line  # a missing or stale reference is never an expected failure
-    if result.status == "runner-failure":
-        if xf and _engine_failed(result):
-            return XFAIL, f"expected failure ({xf}): {line}"
-        return ERROR, line
+    at = failed_at(result)
+    if xf and at is not None and at == item.expected_at:
+        return XFAIL, f"expected failure at {at} ({xf}): {line}"
     if xf:
-        return XFAIL, f"expected failure ({xf}): {line}"
-    return FAIL, line
+        # Marked, but it failed some other way: the mark does not cover what happened.
+        line = f"failed at {at or result.status}, not at {item.expected_at} as marked ({xf}): {line}"
+    return (ERROR if result.status == "runner-failure" else FAIL), line
 
 
 def _engine_failed(result: ParityResult) -> bool:
@@ -152,11 +180,9 @@ def run_item(item: GateItem, opts: RunOptions, ctx: Context) -> Outcome:
     from harness.model.errors import HarnessError  # noqa: PLC0415
 
     ref = item.case.references[item.mode]  # type: ignore[index]
-    source = opts.source
-    if source == "live" and not ref.live:
-        source = "auto"  # --live means the binary for references that allow one (never a fixed C's recording)
+    source, c_bin = for_gate(ref, opts.source, opts.c_bin)  # the one live-vs-recorded rule, as the gate applies it
     try:
-        result = run_case(item.case, RunOptions(**{**opts.__dict__, "mode": item.mode, "source": source}), ctx)
+        result = run_case(item.case, RunOptions(**{**opts.__dict__, "mode": item.mode, "source": source, "c_bin": c_bin}), ctx)
     except HarnessError as e:  # before any run: usage/case problems
         return Outcome(item, ERROR, e.message, time.monotonic() - t0)
     outcome, message = judge(item, result)
@@ -165,15 +191,26 @@ def run_item(item: GateItem, opts: RunOptions, ctx: Context) -> Outcome:
 
 
 def gate_options(source: str = "auto", c_bin: Optional[str] = None, device: str = "cpu", dtype: str = "float64",
-                 pictures: bool = True, autotrace: bool = True, command_line: str = "") -> RunOptions:
+                 pictures: bool = True, autotrace: bool = True, command_line: str = "",
+                 pictures_on_pass: bool = False) -> RunOptions:
     # allow_known_defects: a spec-mode run against the instrumented C passes when every
     # divergence is a registered C defect (in c-parity mode labels are always "regression").
+    # Pictures are for the runs someone will look at: the ones that do not pass (--pictures: all).
     return RunOptions(source=source, c_bin=c_bin, device=device, dtype=dtype, allow_known_defects=True,
-                      pictures=pictures, autotrace=autotrace, command_line=command_line)
+                      pictures=pictures, pictures_on_pass=pictures_on_pass, autotrace=autotrace,
+                      command_line=command_line)
 
 
 def run_gate(items: Sequence[GateItem], opts: RunOptions, ctx: Context,
-             on_done: Callable[[int, Outcome], None] = lambda i, o: None) -> list[Outcome]:
+             on_done: Callable[[int, Outcome], None] = lambda i, o: None, jobs: int = 1) -> list[Outcome]:
+    """Every item's outcome, in plan order; ``on_done(i, outcome)`` is called in that order too.
+
+    jobs > 1 runs the items in that many worker processes (see harness.service.workers).
+    """
+    if jobs > 1 and len(items) > 1:
+        from harness.service import workers  # noqa: PLC0415 - multiprocessing only when asked for
+
+        return workers.run_parallel(items, lambda item: run_item(item, opts, ctx), on_done, jobs)
     out = []
     for i, item in enumerate(items):
         o = run_item(item, opts, ctx)

@@ -10,13 +10,16 @@ import math
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pandas loads lazily (see the imports below)
+    import pandas as pd
 from rich.table import Table
 from rich.text import Text
 
 from harness.service import ledger
 
-_VERDICT_STYLE = {"parity": "green", "divergence": "bold red"}
+_VERDICT_STYLE = {"pass": "green", "xfail": "green", "fail": "bold red", "xpass": "bold red", "error": "bold red"}
 
 
 def history_frame(df: pd.DataFrame, case: str, key: Optional[str] = None, limit: Optional[int] = None
@@ -34,11 +37,21 @@ def history_frame(df: pd.DataFrame, case: str, key: Optional[str] = None, limit:
         h = h.tail(limit)
     if key is not None:
         h["key_delta"] = [ledger.selected_delta(rows or [], key) for rows in h["trace_rows"]]
-    h["flip"] = h["status"].ne(h["status"].shift()) & h["status"].shift().notna() if not h.empty else []
+    h["flip"] = _flip_marks(h)
     return h
 
 
+def _flip_marks(h: pd.DataFrame) -> list[bool]:
+    """True where a run's verdict differs from the previous comparable run's (ledger.LIKE)."""
+    if h.empty:
+        return []
+    verdict = h["outcome"].astype(str)
+    prev = verdict.groupby([h[c].astype(object).where(h[c].notna(), "") for c in ledger.LIKE]).shift()
+    return list(prev.notna() & verdict.ne(prev))
+
+
 def _g(x, fmt: str = "{:.3g}") -> str:
+    import pandas as pd  # noqa: PLC0415 - pandas takes ~0.3 s to load: only ledger reads pay it
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
     try:
@@ -59,9 +72,9 @@ def history_table(h: pd.DataFrame, case: str, key: Optional[str] = None) -> Tabl
         t.add_column(c, overflow="fold", justify="right" if c.startswith(("|Δ|", "image", "wall", "#")) else "left")
     for _, r in h.iterrows():
         commit = (r["commit_sha"] or "?")[:10] + ("+dirty" if r["dirty"] is True else "")
-        engine = "/".join(str(x) for x in (r["mode"], r["device"], r["dtype"]) if isinstance(x, str))
-        verdict = Text(("⇄ " if r.get("flip") else "") + str(r["status"]),
-                       style=_VERDICT_STYLE.get(r["status"], "yellow"))
+        engine = "/".join(str(x) for x in (r["command"], r["mode"], r["device"], r["dtype"]) if isinstance(x, str))
+        verdict = Text(("⇄ " if r.get("flip") else "") + f"{r['outcome']} ({r['status']})",
+                       style=_VERDICT_STYLE.get(r["outcome"], "yellow"))
         row = [str(r["id"]), r["time_utc"].strftime("%Y-%m-%d %H:%M:%S"), commit, engine, verdict,
                r["first_key"] if isinstance(r["first_key"], str) else "—", _g(r["first_delta"])]
         if key:
@@ -74,6 +87,7 @@ def history_table(h: pd.DataFrame, case: str, key: Optional[str] = None) -> Tabl
 def plot_history(h: pd.DataFrame, case: str, out_png: Path, key: Optional[str] = None,
                  tolerance: Optional[float] = None) -> Path:
     """Max |Δ| per run on a log axis (0 is drawn at the axis floor); red dots are divergent runs."""
+    import pandas as pd  # noqa: PLC0415 - pandas takes ~0.3 s to load: only ledger reads pay it
     import matplotlib  # noqa: PLC0415 - optional dependency, lazy on purpose
 
     matplotlib.use("Agg", force=True)
@@ -90,9 +104,9 @@ def plot_history(h: pd.DataFrame, case: str, out_png: Path, key: Optional[str] =
     for label, col, color in series:
         y = [floor if (v is None or pd.isna(v) or v <= 0) else float(v) for v in h[col].tolist()]
         ax.plot(x, y, "-", color=color, lw=1.2, label=label)
-        bad = [i for i, s in enumerate(h["status"]) if s != "parity"]
+        bad = [i for i, o in enumerate(h["outcome"]) if o not in ledger.GREEN_OUTCOMES]
         ax.plot([x[i] for i in bad], [y[i] for i in bad], "o", color="red", ms=6)
-        good = [i for i, s in enumerate(h["status"]) if s == "parity"]
+        good = [i for i, o in enumerate(h["outcome"]) if o in ledger.GREEN_OUTCOMES]
         ax.plot([x[i] for i in good], [y[i] for i in good], "o", color="green", ms=5)
     if tolerance:
         ax.axhline(tolerance, color="grey", ls=":", lw=1, label=f"tolerance {tolerance:g}")

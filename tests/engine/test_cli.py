@@ -7,24 +7,23 @@ import math
 import pytest
 
 from engine import cli
-from engine.cli import parse_argv, split_long_options
+from engine.config.argv import parse_argv, split_long_options
 from engine.config.options import Options, UsageError
-from tests.conftest import golden_root
+from engine.io.smv import read_header
+from tests.conftest import recording_names
 
 DEG = math.pi / 180
 
 
-def _all_case_argvs():
-    root = golden_root() / "cases"
-    if not root.is_dir():
-        return []
-    return [pytest.param(json.loads((d / "case.json").read_text())["argv"], id=d.name)
-            for d in sorted(root.iterdir()) if (d / "case.json").is_file()]
-
-
-@pytest.mark.parametrize("argv", _all_case_argvs())
-def test_every_recorded_c_argv_parses(argv):
-    parse_argv(argv)
+@pytest.mark.parametrize("name", recording_names())
+def test_every_recorded_c_argv_parses_to_the_cs_detector(golden_dir, name):
+    """Each recorded argv parses, to the detector size the C reported (-img headers included)."""
+    case = json.loads((golden_dir / "cases" / name / "case.json").read_text())
+    argv = case["argv"]
+    headers = [(flag[1:], read_header(golden_dir / argv[i + 1]))
+               for flag in ("-mask", "-img") for i, tok in enumerate(argv) if tok == flag]
+    o = parse_argv(argv, headers=headers)
+    assert [o.spixels, o.fpixels] == case["detpixels"]
 
 
 def test_defaults_are_the_cs():

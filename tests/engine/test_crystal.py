@@ -14,23 +14,17 @@ from engine.io.errors import InputFileError
 from engine.io.matrix import read_mosflm_matrix
 from engine.config.setup import build_setup
 from engine.sample.structure_factors import choose_interpolation, lookup_nearest, read_hkl
-from tests.conftest import golden_root
+from tests.checks import first_values
+from tests.conftest import recording_names
 
 DEG = math.pi / 180
 
 
-def _all_cases():
-    root = golden_root() / "cases"
-    return sorted(d.name for d in root.iterdir() if (d / "case.json").is_file()) if root.is_dir() else []
-
-
 def _pixel(stdout: str, key: str) -> list[float]:
-    m = re.search(r"TRACE_C: " + key + r" (.*)$", stdout, flags=re.M)
-    assert m, key
-    return [float(x) for x in m.group(1).split()]
+    return [float(x) for x in first_values(stdout, key, "C")]
 
 
-@pytest.mark.parametrize("name", _all_cases())
+@pytest.mark.parametrize("name", recording_names())
 def test_crystal_summary_matches_c_console(name, golden_dir, monkeypatch):
     case = json.loads((golden_dir / "cases" / name / "case.json").read_text())
     out = (golden_dir / "cases" / name / "c_stdout.log").read_text(encoding="utf-8")

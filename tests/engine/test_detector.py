@@ -9,19 +9,14 @@ import pytest
 import torch
 
 from engine.geometry.conventions import BeamCentreInput, resolve
-from engine.geometry.detector import (clean_basis, detector_geometry, pixel_counts, rotate_about_axis,
-                             rotation_matrices, thickness_layers)
+from engine.geometry.detector import clean_basis, detector_geometry, pixel_counts, thickness_layers
+from engine.geometry.rotations import rotate_about_axis, rotation_matrices
 from engine.config.setup import build_setup
-from tests.conftest import golden_root
+from tests.conftest import recording_names
 
 DEG = math.pi / 180
 SMALL = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5", "-lambda", "1.0",
          "-distance", "100", "-detpixels", "64", "-pixel", "0.1"]
-
-
-def _all_cases():
-    root = golden_root() / "cases"
-    return sorted(d.name for d in root.iterdir() if (d / "case.json").is_file()) if root.is_dir() else []
 
 
 def _lg(stdout: str, pattern: str) -> list[float]:
@@ -35,7 +30,7 @@ def _near(py, c, rel=1e-5):
     return all(abs(p - q) <= rel * abs(q) + 1e-12 for p, q in zip(py, c))
 
 
-@pytest.mark.parametrize("name", _all_cases())
+@pytest.mark.parametrize("name", recording_names())
 def test_detector_summary_matches_c_console(name, golden_dir, monkeypatch):
     """Every recorded case, traced or not: the C's summary of the resolved detector."""
     case = json.loads((golden_dir / "cases" / name / "case.json").read_text())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -23,10 +22,8 @@ import pytest
 from engine.api import EngineRun, run
 from engine.config.defects import ALL_IDS
 from engine.io.floatimage import read_floatimage
+from tests.checks import close, image_problem, pixel_records, trace_problems
 from tests.conftest import golden_root
-
-TRACE_ATOL, TRACE_RTOL = 1e-6, 1e-9
-IMAGE_RTOL = 1e-6
 
 SLOW = {"supervisor", "supervisor_brightest_trace", "supervisor__cfixed"}
 
@@ -86,55 +83,6 @@ def golden_stdout(name: str) -> str:
     return (golden_root() / "cases" / name / "c_stdout.log").read_text(encoding="utf-8", errors="replace")
 
 
-# A per-pixel line ``PREFIX: key v…`` or a φ line ``PREFIX_PHI phi_tic=…``; the C can glue a
-# trace line to the end of a warning, so markers are searched anywhere in a line.
-_PIXEL = {p: re.compile(rf"{p}: (\w+)((?: \S+)*)") for p in ("TRACE_C", "TRACE_PY")}
-_PHI = {p: re.compile(rf"{p}_PHI ((?:\w+=\S+ ?)+)") for p in ("TRACE_C", "TRACE_PY")}
-
-
-def parse_trace(text: str, prefix: str) -> list[tuple[str, tuple[float, ...]]]:
-    """Per-pixel and φ records in order: (key, values); φ records are keyed 'phi[N]'."""
-    out = []
-    for line in text.splitlines():
-        m = _PHI[prefix].search(line)
-        if m:
-            fields = dict(kv.split("=", 1) for kv in m.group(1).split())
-            tic = fields.pop("phi_tic")
-            out.append((f"phi[{tic}]", tuple(float(fields[k]) for k in
-                                             ("phi_deg", "k_frac", "F_latt_b", "F_latt"))))
-            continue
-        m = _PIXEL[prefix].search(line)
-        if m:
-            out.append((m.group(1), tuple(float(v) for v in m.group(2).split())))
-    return out
-
-
-def trace_mismatches(c_records, py_records, skip_keys=()) -> list[str]:
-    """Every record compared in order (all repetitions, all φ lines); returns the failures."""
-    problems = []
-    if [k for k, _ in c_records] != [k for k, _ in py_records]:
-        c_keys, p_keys = [k for k, _ in c_records], [k for k, _ in py_records]
-        i = next((i for i, (a, b) in enumerate(zip(c_keys, p_keys)) if a != b), min(len(c_keys), len(p_keys)))
-        return [f"key sequence differs at record {i}: C {c_keys[i:i + 3]} vs engine {p_keys[i:i + 3]} "
-                f"({len(c_keys)} vs {len(p_keys)} records)"]
-    for i, ((key, cv), (_, pv)) in enumerate(zip(c_records, py_records)):
-        if key in skip_keys:
-            continue
-        if len(cv) != len(pv):
-            problems.append(f"#{i} {key}: {len(cv)} values vs {len(pv)}")
-            continue
-        for a, b in zip(cv, pv):
-            if not abs(a - b) <= TRACE_ATOL + TRACE_RTOL * abs(a):
-                problems.append(f"#{i} {key}: C {cv} vs engine {pv}")
-                break
-    return problems
-
-
-def image_error(name: str, image: np.ndarray) -> float:
-    ref = golden_image(name).astype(np.float64)
-    return float(np.abs(image.astype(np.float64) - ref).max() / np.abs(ref).max())
-
-
 @contextmanager
 def _in_dir(path: Path):
     old = os.getcwd()
@@ -167,13 +115,13 @@ FIXED_IN_CFIXED = frozenset({"phi0-stale-rotation", "oversample-running-sum"})
 @pytest.mark.parametrize("name", _param(C_PARITY_CASES))
 def test_c_parity(golden_dir, name):
     """Every per-pixel trace record (all repetitions, every φ line) and the float image."""
-    c = parse_trace(golden_stdout(name), "TRACE_C")
+    c = pixel_records(golden_stdout(name), "C")
     assert c, "the recording has no per-pixel trace"
     result = engine_run(name, "c-parity")
-    problems = trace_mismatches(c, parse_trace(result.stdout, "TRACE_PY"))
-    err = image_error(name, result.float_image)
-    if err > IMAGE_RTOL:
-        problems.append(f"image: max|Δ|/max|C| = {err:.3g}")
+    problems = trace_problems(c, pixel_records(result.stdout, "PY"))
+    bad_image = image_problem(golden_image(name), result.float_image)
+    if bad_image:
+        problems.append(bad_image)
     assert not problems, "\n".join(problems[:20])
 
 
@@ -195,15 +143,15 @@ def test_c_parity_statistics_lines(golden_dir, name):
 def test_spec_matches_fixed_c(golden_dir, name):
     """Spec physics for what the fixed build fixed, the C's behaviour for what it still gets wrong."""
     result = engine_run(name, "spec", defects=ALL_IDS - FIXED_IN_CFIXED)
-    err = image_error(name, result.float_image)
-    assert err <= IMAGE_RTOL, f"max|Δ|/max|C fixed| = {err:.3g}"
+    bad_image = image_problem(golden_image(name), result.float_image)
+    assert bad_image is None, f"against the fixed C: {bad_image}"
 
 
 @pytest.mark.parity
 @pytest.mark.parametrize("name", _param(SPEC_SAME_AS_C))
 def test_spec_image_where_no_defect_applies(golden_dir, name):
-    err = image_error(name, engine_run(name, "spec").float_image)
-    assert err <= IMAGE_RTOL, f"max|Δ|/max|C| = {err:.3g}"
+    bad_image = image_problem(golden_image(name), engine_run(name, "spec").float_image)
+    assert bad_image is None, bad_image
 
 
 @pytest.mark.parity
@@ -211,22 +159,21 @@ def test_spec_phi_carryover_differs_only_at_phi_zero(golden_dir):
     """phi0-stale-rotation: spec mode departs from the C at φ step 0 (φ = 0) and nowhere upstream."""
     from engine.config.defects import get
 
-    c = parse_trace(golden_stdout("phi_carryover"), "TRACE_C")
-    py = parse_trace(engine_run("phi_carryover", "spec").stdout, "TRACE_PY")
-    assert [k for k, _ in c] == [k for k, _ in py]
+    c = pixel_records(golden_stdout("phi_carryover"), "C")
+    py = pixel_records(engine_run("phi_carryover", "spec").stdout, "PY")
+    assert [r.ident for r in c] == [r.ident for r in py]
     signature = set(get("phi0-stale-rotation").signature)
-    for (key, cv), (_, pv) in zip(c, py):
-        close = all(abs(a - b) <= TRACE_ATOL + TRACE_RTOL * abs(a) for a, b in zip(cv, pv))
-        if key.startswith("phi["):
-            tic = int(key[4:-1])
-            if tic == 0:
-                assert cv[0] == pv[0] == 0.0            # φ itself agrees ...
-                assert cv[1] != pv[1]                   # ... the stale cell does not (k_frac)
-            else:
-                assert close, f"{key}: C {cv} vs spec {pv}"
-        elif key not in signature:
-            assert close, f"{key}: C {cv} vs spec {pv}"
-    rot_a = [(cv, pv) for (k, cv), (_, pv) in zip(c, py) if k == "rot_a_angstroms"]
+    for cr, pr in zip(c, py):
+        agrees = close(cr.values, pr.values)
+        if cr.kind == "phi" and cr.phi_tic == 0:
+            if cr.key == "phi_deg":
+                assert cr.values == pr.values == (0.0,)     # φ itself agrees ...
+            elif cr.key == "k_frac":
+                assert cr.values != pr.values               # ... the stale cell does not
+        elif cr.kind == "phi" or cr.key not in signature:
+            assert agrees, f"{cr.key} (φ tic {cr.phi_tic}): C {cr.values} vs spec {pr.values}"
+    rot_a = [(cr.values, pr.values) for cr, pr in zip(c, py) if cr.key == "rot_a_angstroms"]
+    assert rot_a
     assert all(cv != pv for cv, pv in rot_a)
 
 

@@ -15,7 +15,7 @@ from torch.autograd import gradcheck
 
 from engine.config.model import SimulationSetup
 from engine.config.setup import build_setup
-from engine.render.simulate import render
+from engine.render.frame import render
 
 ARGV = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "5",
         "-lambda", "6.2", "-distance", "100", "-detpixels", "4", "-pixel", "0.1",

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from engine.sample.interpolation import in_range, tricubic
+from tests.checks import first_values
 
 
 def _read_hkl_for_test(path: Path) -> tuple[torch.Tensor, int, int, int]:
@@ -24,8 +25,7 @@ def _read_hkl_for_test(path: Path) -> tuple[torch.Tensor, int, int, int]:
 
 
 def _trace(lines: list[str], key: str) -> list[float]:
-    line = next(l for l in lines if l.startswith(f"TRACE_C: {key} "))
-    return [float(x) for x in line.split()[2:]]
+    return [float(x) for x in first_values("\n".join(lines), key, "C")]
 
 
 def test_hkl_interpolate_traced_F_cell(golden_dir):

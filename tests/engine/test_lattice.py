@@ -13,10 +13,9 @@ import pytest
 import torch
 
 from engine.sample import lattice
-from tests.engine.test_golden_parity import case_json, golden_stdout, parse_trace
+from tests.checks import close, pixel_records
+from tests.engine.test_golden_parity import case_json, golden_stdout
 
-def _close(a: float, c: float) -> bool:
-    return abs(a - c) <= 1e-6 + 1e-9 * abs(c)
 
 
 def _n_cells(name: str) -> tuple[float, float, float]:
@@ -28,7 +27,7 @@ def _n_cells(name: str) -> tuple[float, float, float]:
 def _blocks(records):
     """Split a trace into per-(layer, sub-pixel) dicts of its first-occurrence keys."""
     blocks, cur = [], None
-    for key, vals in records:
+    for key, vals in ((r.key, r.values) for r in records if r.kind == "pixel"):
         if key == "pix0_vector_meters":
             cur = {}
             blocks.append(cur)
@@ -71,20 +70,20 @@ def test_gradients_are_finite_at_the_removable_singularities():
                                   "hkl_nearest_default_F"])
 def test_square_matches_c_trace(golden_dir, name):
     Na, Nb, Nc = _n_cells(name)
-    blocks = _blocks(parse_trace(golden_stdout(name), "TRACE_C"))
+    blocks = _blocks(pixel_records(golden_stdout(name), "C"))
     assert blocks
     for b in blocks:
         h, k, l = (t(v) for v in b["hkl_frac"])
         fa, fb, fc = lattice.square_factors(h, k, l, Na, Nb, Nc)
-        assert _close(fa.item(), b["F_latt_a"][0])
-        assert _close(fb.item(), b["F_latt_b"][0])
-        assert _close(fc.item(), b["F_latt_c"][0])
-        assert _close(lattice.square(h, k, l, Na, Nb, Nc).item(), b["F_latt"][0])
+        assert close(b["F_latt_a"][0], fa.item())
+        assert close(b["F_latt_b"][0], fb.item())
+        assert close(b["F_latt_c"][0], fc.item())
+        assert close(b["F_latt"][0], lattice.square(h, k, l, Na, Nb, Nc).item())
 
 
 def test_square_skips_axes_with_one_cell(golden_dir):
     """extreme_tiny has N = 1: the C prints 1 for each skipped axis and F_latt = 1."""
-    b = _blocks(parse_trace(golden_stdout("extreme_tiny"), "TRACE_C"))[0]
+    b = _blocks(pixel_records(golden_stdout("extreme_tiny"), "C"))[0]
     assert b["F_latt_a"] == b["F_latt_b"] == b["F_latt_c"] == b["F_latt"] == (1.0,)
     h, k, l = (t(v) for v in b["hkl_frac"])
     assert lattice.square(h, k, l, 1, 1, 1).item() == 1.0
@@ -93,17 +92,19 @@ def test_square_skips_axes_with_one_cell(golden_dir):
 def test_square_per_phi_lines(golden_dir):
     """Every TRACE_C_PHI line: F_latt_b from k_frac (phi_rotation_9steps: 9 φ steps × 4 sub-pixels)."""
     Na, Nb, Nc = _n_cells("phi_rotation_9steps")
-    phis = [v for k, v in parse_trace(golden_stdout("phi_rotation_9steps"), "TRACE_C") if k.startswith("phi[")]
-    assert len(phis) == 36
-    for _, k_frac, f_latt_b, _ in phis:
+    recs = pixel_records(golden_stdout("phi_rotation_9steps"), "C")
+    k_fracs = [r.values[0] for r in recs if r.kind == "phi" and r.key == "k_frac"]
+    f_latt_bs = [r.values[0] for r in recs if r.kind == "phi" and r.key == "F_latt_b"]
+    assert len(k_fracs) == len(f_latt_bs) == 36
+    for k_frac, f_latt_b in zip(k_fracs, f_latt_bs):
         _, fb, _ = lattice.square_factors(t(0.0), t(k_frac), t(0.0), Na, Nb, Nc)
-        assert _close(fb.item(), f_latt_b)
+        assert close(f_latt_b, fb.item())
 
 
 # --- round, gauss, tophat: through I_before_scaling -------------------------------------------
 
 def _intensity_from_trace(name: str, shape_factor) -> tuple[float, float]:
-    records = parse_trace(golden_stdout(name), "TRACE_C")
+    records = pixel_records(golden_stdout(name), "C")
     blocks = _blocks(records)
     total = 0.0
     for b in blocks:
@@ -111,7 +112,7 @@ def _intensity_from_trace(name: str, shape_factor) -> tuple[float, float]:
         f_latt = shape_factor(h, k, l, b).item()
         f_cell = b.get("F_cell", (0.0,))[0]   # the C skips F_cell when F_latt == 0
         total += f_cell * f_cell * f_latt * f_latt
-    want = next(v[0] for k, v in records if k == "I_before_scaling")
+    want = next(r.values[0] for r in records if r.kind == "pixel" and r.key == "I_before_scaling")
     return total, want
 
 

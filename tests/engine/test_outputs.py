@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine.render.simulate
+import engine.render.frame
 from engine import api, cli
+from engine.config.argv import LONG_OPTIONS, parse_argv
+from engine.config.c_flags import BRANCHES
 from engine.io.floatimage import read_floatimage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -173,7 +175,7 @@ def test_cli_exits_3_on_a_nan_image(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_reports_one_bad_pixel_by_position(tmp_path, capsys, monkeypatch):
-    real = engine.render.simulate.render
+    real = engine.render.frame.render
 
     def poisoned(setup, **kw):
         result = real(setup, **kw)
@@ -196,31 +198,24 @@ def test_unwritable_output_is_a_one_line_error(tmp_path, capsys, monkeypatch):
 
 
 # --- trace_only, -printout_pixel, --help ---------------------------------------------------------
-def test_trace_only_uses_render_trace_only_when_present(monkeypatch, tmp_path):
+def test_trace_only_uses_render_trace_only(monkeypatch, tmp_path):
     full = api.run(TINY + ["-trace_pixel", "2", "3"], write_outputs=False)
     calls = []
 
     def fake(setup):
         calls.append(setup)
-        return engine.render.simulate.render(setup)
+        return engine.render.frame.render(setup)
 
-    monkeypatch.setattr(engine.render.simulate, "render_trace_only", fake, raising=False)
+    monkeypatch.setattr(api, "render_trace_only", fake)
     res = api.run(TINY + ["-trace_pixel", "2", "3"], workdir=tmp_path, trace_only=True)
     assert len(calls) == 1 and res.trace == full.trace
     assert set(vars(res)) == set(vars(full))
     assert list(tmp_path.iterdir()) == [] and res.stats["written"] == []   # a partial image
 
 
-def test_trace_only_falls_back_to_the_full_render(monkeypatch):
-    monkeypatch.delattr(engine.render.simulate, "render_trace_only", raising=False)
-    full = api.run(TINY + ["-trace_pixel", "2", "3"], write_outputs=False)
-    res = api.run(TINY + ["-trace_pixel", "2", "3"], write_outputs=False, trace_only=True)
-    assert np.array_equal(res.float_image, full.float_image) and res.trace == full.trace
-
-
 def test_printout_flags_are_harmless(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    opts = cli.parse_argv(TINY + ["-printout_pixel", "3", "4", "-printout"])
+    opts = parse_argv(TINY + ["-printout_pixel", "3", "4", "-printout"])
     assert opts.printout and opts.printout_pixel == (3, 4)
     assert cli.main(TINY + ["-nonoise", "-nopgm", "-printout_pixel", "3", "4"]) == 0
     assert cli.main(TINY + ["-nonoise", "-nopgm", "-printout"]) == 0
@@ -235,8 +230,8 @@ def test_help_is_true(capsys):
     assert {"-intfile", "-noisefile", "-pgmfile", "-nonoise", "-nopgm", "-seed", "-scale",
             "-pgmscale", "-adc", "-floatfile"} <= flags
     for flag in flags:
-        assert any(br.match(flag) for br in cli.BRANCHES), flag
+        assert any(br.match(flag) for br in BRANCHES), flag
     # Every long option it names exists, and every one that exists is named.
-    assert set(re.findall(r"--[a-z-]+", text)) - {"--help"} == set(cli.LONG_OPTIONS)
+    assert set(re.findall(r"--[a-z-]+", text)) - {"--help"} == set(LONG_OPTIONS)
     for code in ("0 success", "2 bad command line", "3 the image has NaN", "9 an output file"):
         assert code in text

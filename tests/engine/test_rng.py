@@ -10,8 +10,10 @@ import torch
 
 from engine.sample import rng as rng_module
 from engine.io.floatimage import read_floatimage
-from engine.sample.rng import (CRandom, mosaic_umats, poisson_noise, random_misset_angles,
-                        random_misset_umat, umat_to_misset, uniform_random_rotation)
+from engine.sample.c_random import CRandom
+from engine.sample.rng import (mosaic_umats, poisson_noise, random_misset_angles, random_misset_umat,
+                               umat_to_misset, uniform_random_rotation)
+from tests.checks import values_of
 
 RTD = 180.0 / math.pi
 
@@ -21,8 +23,7 @@ def _stdout(golden_dir, case: str) -> list[str]:
 
 
 def _trace_values(lines: list[str], key: str) -> list[list[float]]:
-    prefix = f"TRACE_C: {key} "
-    return [[float(x) for x in line[len(prefix):].split()] for line in lines if line.startswith(prefix)]
+    return [[float(x) for x in v] for v in values_of("\n".join(lines), key, "C")]
 
 
 def _rotate_xyz(v: list[float], rx: float, ry: float, rz: float) -> list[float]:
@@ -148,8 +149,8 @@ def test_mosaic_angles_carry_float32_rounding(golden_dir, monkeypatch):
     beyond the trace's precision: the float32 emulation is what matches."""
     lines = _stdout(golden_dir, "mosaic_domains")
     (recorded,), = _trace_values(lines, "I_before_scaling")
-    monkeypatch.setattr(rng_module, "_f32", lambda x: x)
-    monkeypatch.setattr(rng_module, "_powf", math.pow)
+    monkeypatch.setattr(rng_module, "to_f32", lambda x: x)
+    monkeypatch.setattr(rng_module, "powf", math.pow)
     doubles = mosaic_umats(math.radians(0.5), 5, 1)
     assert abs(_traced_intensity(lines, doubles, 5.0, 100.0) / recorded - 1) > 1e-10
 

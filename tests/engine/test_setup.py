@@ -14,49 +14,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import golden_root
 from engine.config.options import UsageError
 from engine.config.setup import build_setup
-
-ATOL, RTOL = 1e-6, 1e-9
-_NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:inf|nan)")
-_TEXT_KEYS = {"detector_convention", "convention_mapping"}
-
-
-def _traced_cases() -> list[str]:
-    root = golden_root() / "cases"
-    if not root.is_dir():
-        return []
-    return sorted(d.name for d in root.iterdir()
-                  if (d / "case.json").is_file() and json.loads((d / "case.json").read_text())["trace_pixel"])
-
-
-def _split(text: str) -> tuple[str, list[float]]:
-    """(the text with every number replaced by '#', the numbers)."""
-    return _NUM.sub("#", text), [float(x) for x in _NUM.findall(text)]
-
-
-def _close(py: float, c: float) -> bool:
-    return abs(py - c) <= ATOL + RTOL * abs(c)
+from tests.checks import close, first_values, setup_records, trace_problems
+from tests.conftest import recording_names
 
 
 def _assert_numbers(what: str, py, c) -> None:
     py, c = [float(x) for x in py], [float(x) for x in c]
     assert len(py) == len(c), f"{what}: {len(py)} values vs the C's {len(c)}"
-    bad = [(i, p, q) for i, (p, q) in enumerate(zip(py, c)) if not _close(p, q)]
-    assert not bad, f"{what}: engine {py} vs C {c}"
-
-
-def _c_setup_lines(stdout: str) -> list[tuple[str, str]]:
-    return re.findall(r"^TRACE_C:(\w+)=(.*)$", stdout, flags=re.M)
+    assert close(c, py), f"{what}: engine {py} vs C {c}"
 
 
 def _c_pixel_value(stdout: str, key: str) -> list[float]:
-    # First occurrence: layer 0, subpixel (0,0). Searched anywhere in a line, because the C can
-    # glue a trace line onto an unterminated warning.
-    m = re.search(r"TRACE_C: " + key + r" (.*)$", stdout, flags=re.M)
-    assert m, f"no TRACE_C: {key} in the C's stdout"
-    return [float(x) for x in m.group(1).split()]
+    """The first occurrence (layer 0, subpixel (0,0)), read by the harness's trace parser."""
+    return [float(x) for x in first_values(stdout, key, "C")]
 
 
 @pytest.fixture(scope="module")
@@ -69,34 +41,21 @@ def _setup_for(name: str, golden_dir: Path, cache: dict, monkeypatch):
     if name not in cache:
         case = json.loads((golden_dir / "cases" / name / "case.json").read_text())
         monkeypatch.chdir(golden_dir)
-        try:
-            cache[name] = (case, build_setup(case["argv"], mode="c-parity",
-                                             c_threads=case.get("omp_num_threads", 1)))
-        except NotImplementedError as exc:
-            cache[name] = (case, exc)
+        # Every recorded argv is supported: a NotImplementedError is a failure, not a skip.
+        cache[name] = (case, build_setup(case["argv"], mode="c-parity", c_threads=case.get("omp_num_threads", 1)))
     case, setup = cache[name]
-    if isinstance(setup, NotImplementedError):
-        pytest.skip(f"engine II: {setup}")
     stdout = (golden_dir / "cases" / name / "c_stdout.log").read_text(encoding="utf-8")
     return case, setup, stdout
 
 
-CASES = _traced_cases()
+CASES = recording_names(traced_only=True)
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_setup_trace_lines_match_c(name, golden_dir, _setups, monkeypatch):
     case, setup, stdout = _setup_for(name, golden_dir, _setups, monkeypatch)
-    c_lines = _c_setup_lines(stdout)
-    py_lines = [re.match(r"^TRACE_PY:(\w+)=(.*)$", ln).groups() for ln in setup.setup_trace]
-    assert [k for k, _ in py_lines] == [k for k, _ in c_lines], "set-up keys differ in order or number"
-    for (key, pv), (_, cv) in zip(py_lines, c_lines):
-        if key in _TEXT_KEYS:
-            assert pv == cv, f"{key}: {pv!r} vs the C's {cv!r}"
-            continue
-        (pskel, pnums), (cskel, cnums) = _split(pv), _split(cv)
-        assert pskel == cskel, f"{key}: labels {pskel!r} vs the C's {cskel!r}"
-        _assert_numbers(key, pnums, cnums)
+    problems = trace_problems(setup_records(stdout, "C"), setup_records("\n".join(setup.setup_trace), "PY"))
+    assert not problems, "\n".join(problems[:10])
 
 
 @pytest.mark.parametrize("name", CASES)

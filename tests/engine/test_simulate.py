@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 
 import numpy as np
 import pytest
@@ -17,10 +16,13 @@ import torch
 from engine.config.model import Mode
 from engine.io.floatimage import read_floatimage, write_floatimage
 from engine.config.setup import build_setup
-from engine.render.simulate import (R_E_SQR, capture_fraction, phi_rotation_plan, polarization_factor,
-                             render, rotate_about_axis, solid_angle, thread_row_blocks)
-from tests.engine.test_golden_parity import (IMAGE_RTOL, _in_dir, case_json, golden_image,
-                                             golden_stdout, image_error, parse_trace)
+from engine.render.eval_order import phi_rotation_plan, thread_row_blocks
+from engine.render.frame import render
+from engine.render.pixel_physics import (R_E_SQR, capture_fraction, polarization_factor, rotate_about_axis,
+                                         solid_angle)
+from harness.compare.primitive import ImageThreshold
+from tests.checks import close, image_problem, pixel_records
+from tests.engine.test_golden_parity import _in_dir, case_json, golden_image, golden_stdout
 
 
 def t(*v: float) -> torch.Tensor:
@@ -28,15 +30,11 @@ def t(*v: float) -> torch.Tensor:
 
 
 def _first(records, key):
-    return next(v for k, v in records if k == key)
+    return next(r.values for r in records if r.kind == "pixel" and r.key == key)
 
 
 def _all(records, key):
-    return [v for k, v in records if k == key]
-
-
-def _close(a: float, c: float) -> bool:
-    return abs(a - c) <= 1e-6 + 1e-9 * abs(c)
+    return [r.values for r in records if r.kind == "pixel" and r.key == key]
 
 
 def _setup(name: str, mode: str = "c-parity", **kw):
@@ -50,7 +48,7 @@ def _setup(name: str, mode: str = "c-parity", **kw):
 
 @pytest.mark.parametrize("name", ["simple_cubic", "cubic_tilted_detector", "point_pixel", "extreme_long_distance"])
 def test_solid_angle(golden_dir, name):
-    rec = parse_trace(golden_stdout(name), "TRACE_C")
+    rec = pixel_records(golden_stdout(name), "C")
     R = _first(rec, "R_distance_meters")[0]
     setup = _setup(name)
     omega = solid_angle(t(R), setup.detector.pixel_size, setup.detector.close_distance,
@@ -60,7 +58,7 @@ def test_solid_angle(golden_dir, name):
 
 @pytest.mark.parametrize("name", ["polarization_kahn", "simple_cubic", "custom_vectors_pix0"])
 def test_polarization_factor(golden_dir, name):
-    rec = parse_trace(golden_stdout(name), "TRACE_C")
+    rec = pixel_records(golden_stdout(name), "C")
     setup = _setup(name)
     d, i = t(*_first(rec, "diffracted_vec")), t(*_first(rec, "incident_vec"))
     p = polarization_factor(setup.beam.kahn_factor, i, d, setup.beam.polarization_axis).item()
@@ -68,15 +66,15 @@ def test_polarization_factor(golden_dir, name):
 
 
 def test_nopolar_keeps_one(golden_dir):
-    rec = parse_trace(golden_stdout("nopolar"), "TRACE_C")
+    rec = pixel_records(golden_stdout("nopolar"), "C")
     assert _first(rec, "polar") == (1.0,)
-    engine = parse_trace("\n".join(render(_setup("nopolar")).trace), "TRACE_PY")
+    engine = pixel_records("\n".join(render(_setup("nopolar")).trace), "PY")
     assert _first(engine, "polar") == (1.0,)
 
 
 def test_capture_fraction_of_last_layer(golden_dir):
     """absorption_thickness: the C applies the last layer's fraction at its first sub-pixel."""
-    rec = parse_trace(golden_stdout("absorption_thickness"), "TRACE_C")
+    rec = pixel_records(golden_stdout("absorption_thickness"), "C")
     setup = _setup("absorption_thickness")
     det = setup.detector
     blocks = _all(rec, "diffracted_vec")
@@ -88,17 +86,17 @@ def test_capture_fraction_of_last_layer(golden_dir):
 
 def test_rotation_about_spindle_matches_c(golden_dir):
     """phi_rotation_9steps: the cell at φ step 0 is the stale φ = 80° rotation (c-parity)."""
-    rec = parse_trace(golden_stdout("phi_rotation_9steps"), "TRACE_C")
+    rec = pixel_records(golden_stdout("phi_rotation_9steps"), "C")
     setup = _setup("phi_rotation_9steps")
     cr = setup.crystal
     phi_last = cr.phi0 + (cr.phisteps - 1) * cr.phistep
     rot_a = rotate_about_axis(cr.a0, cr.spindle_axis, phi_last) * 1e10
-    assert all(_close(a, c) for a, c in zip(rot_a.tolist(), _first(rec, "rot_a_angstroms")))
+    assert close(_first(rec, "rot_a_angstroms"), rot_a.tolist())
 
 
 def test_intensity_scaling(golden_dir):
     """I_pixel_final = r_e²·fluence·I/steps·capture·polar·ω with the C's printed factors."""
-    rec = parse_trace(golden_stdout("divergence_dispersion"), "TRACE_C")
+    rec = pixel_records(golden_stdout("divergence_dispersion"), "C")
     v = {k: _first(rec, k)[0] for k in ("I_before_scaling", "r_e_sqr", "fluence_photons_per_m2", "steps",
                                         "capture_fraction", "polar", "omega_pixel", "I_pixel_final")}
     assert v["r_e_sqr"] == R_E_SQR
@@ -136,12 +134,13 @@ def test_thread_row_blocks():
 
 def test_two_threads_restart_unrotated_at_their_first_pixel(golden_dir):
     """threads2_phi_rotation differs from the 1-thread run exactly at the pixels the C reports."""
-    case = case_json("threads2_phi_rotation")
     result = render(_setup("threads2_phi_rotation"))
     assert result.thread_first_pixels == [(0, 0), (128, 0)]
     single = golden_image("phi_rotation_9steps")
     differs = np.argwhere(result.float_image.numpy() != single).tolist()
-    assert differs == case["diff_vs_single_thread"]["pixels_slow_fast"]
+    # the C's own 2-thread recording against its 1-thread one (any recording set, not only one
+    # whose manifest carries the diff_vs_single_thread analysis)
+    assert differs == np.argwhere(golden_image("threads2_phi_rotation") != single).tolist() == [[128, 0]]
 
 
 @pytest.mark.parametrize("chunk_pixels", [1, 64 * 3, 64 * 64])
@@ -153,7 +152,7 @@ def test_chunking_does_not_change_the_image(golden_dir, chunk_pixels):
 
 def test_memory_budget_sets_chunk(golden_dir):
     result = render(_setup("dmin"), memory_budget_bytes=1)      # one row at a time
-    assert image_error("dmin", result.float_image.numpy()) <= IMAGE_RTOL
+    assert image_problem(golden_image("dmin"), result.float_image.numpy()) is None
 
 
 def test_roi_and_mask_leave_zeros(golden_dir):
@@ -174,11 +173,12 @@ def test_float32_run(golden_dir):
     setup = _setup("simple_cubic_mosflm_beam").to(dtype=torch.float32)
     result = render(setup)
     assert result.image.dtype == torch.float32
-    assert image_error("simple_cubic_mosflm_beam", result.float_image.numpy()) < 1e-2
+    assert image_problem(golden_image("simple_cubic_mosflm_beam"), result.float_image.numpy(),
+                         ImageThreshold(rtol_of_max=1e-2)) is None
 
 
 def test_solid_angle_console_line(golden_dir):
-    from engine.api import console_after_render
+    from engine.outputs.console import console_after_render
     for name in ("simple_cubic", "oversample_3", "absorption_thickness"):
         setup = _setup(name)
         lines = console_after_render(setup, render(setup), "x")
@@ -209,7 +209,7 @@ def test_spec_mode_renders_phi_zero_unrotated(golden_dir):
     assert setup.mode == Mode.SPEC
     result = render(setup)
     assert result.thread_first_pixels == []
-    assert image_error("phi_carryover__cfixed", result.float_image.numpy()) <= IMAGE_RTOL
+    assert image_problem(golden_image("phi_carryover__cfixed"), result.float_image.numpy()) is None
 
 
 # --- speed machinery must not change a bit ------------------------------------------------------
@@ -258,4 +258,4 @@ def test_memory_budget_from_environment(golden_dir, monkeypatch):
     monkeypatch.setenv("NB_ENGINE_MEMORY_BUDGET", "1")
     assert rows_per_chunk(setup) == 1
     assert rows_per_chunk(setup, memory_budget_bytes=1 << 30) > 1      # the argument wins
-    assert image_error("dmin", render(setup).float_image.numpy()) <= IMAGE_RTOL
+    assert image_problem(golden_image("dmin"), render(setup).float_image.numpy()) is None

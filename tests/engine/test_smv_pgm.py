@@ -11,8 +11,9 @@ import torch
 from engine.io.errors import InputFileError
 from engine.io.floatimage import read_floatimage
 from engine.io.pgm import c_rmsd, pgm_bytes, pgm_scale, write_pgm
-from engine.io.smv import (SMVHeaderFields, header_geometry, header_text, int_image, int_scale,
-                           noise_int_image, read_header, read_image, value_of, write_smv)
+from engine.io.smv import header_geometry, read_header, read_image, value_of
+from engine.io.smv_write import (SMVHeaderFields, header_text, int_image, int_scale, noise_int_image,
+                                 write_smv)
 from engine.sample.rng import poisson_noise
 
 

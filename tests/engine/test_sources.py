@@ -1,6 +1,8 @@
 """Sources: the C's step rules, generated divergence × dispersion sources and source files."""
 from __future__ import annotations
 
+from typing import Optional
+
 import pytest
 import torch
 
@@ -8,6 +10,7 @@ from engine.io.errors import InputFileError
 from engine.sample.sources import (DEFAULT_DISPERSION, UNSET_RANGE, UNSET_STEP, UNSET_STEPS,
                             divergence_lines, generate_sources, incident_directions,
                             read_sourcefile, resolve_steps, source_lines)
+from tests.checks import first_values
 
 MOSFLM = ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0))     # beam, polarization
 XDS = ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0))
@@ -25,9 +28,8 @@ def _c_source_block(lines: list[str]) -> list[str]:
     return lines[start:start + 1 + n]
 
 
-def _trace(lines: list[str], key: str, prefix: str = "TRACE_C: ") -> list[float]:
-    line = next(l for l in lines if l.startswith(f"{prefix}{key} "))
-    return [float(x) for x in line.split()[2:]]
+def _trace(lines: list[str], key: str, source_index: Optional[int] = None) -> list[float]:
+    return [float(x) for x in first_values("\n".join(lines), key, "C", source_index=source_index)]
 
 
 @pytest.mark.parametrize("given, expected", [
@@ -64,7 +66,7 @@ def test_divergence_dispersion_sources_match_recording(golden_dir):
     assert " ".join("%.15g" % x for x in inc[0].tolist()) == \
         " ".join("%.15g" % x for x in _trace(lines, "incident_vec"))
     assert "%.15g" % (lam[2].item() * 1e10) == \
-        "%.15g" % _trace(lines, "lambda_angstroms", "TRACE_C_SOURCE2: ")[0]
+        "%.15g" % _trace(lines, "lambda_angstroms", 2)[0]
     assert weights.sum().item() == pytest.approx(1.0)
 
 
@@ -106,7 +108,7 @@ def test_sourcefile_matches_recording(golden_dir):
     assert " ".join("%.15g" % x for x in inc[0].tolist()) == \
         " ".join("%.15g" % x for x in _trace(lines, "incident_vec"))
     assert "%.15g" % (lam[2].item() * 1e10) == \
-        "%.15g" % _trace(lines, "lambda_angstroms", "TRACE_C_SOURCE2: ")[0]
+        "%.15g" % _trace(lines, "lambda_angstroms", 2)[0]
 
 
 def test_sourcefile_last_line_without_newline(tmp_path):

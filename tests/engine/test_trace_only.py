@@ -12,8 +12,10 @@ import dataclasses
 import pytest
 import torch
 
-from engine.render.simulate import render, render_trace_only
-from tests.engine.test_golden_parity import golden_stdout, parse_trace, trace_mismatches
+from engine.render.frame import render
+from engine.render.trace_only import render_trace_only
+from tests.checks import pixel_records, trace_problems
+from tests.engine.test_golden_parity import golden_stdout
 from tests.engine.test_simulate import _setup
 
 
@@ -60,8 +62,8 @@ def test_recorded_trace_pixel(golden_dir, full_renders, name):
     fast = _check(setup, full_renders(name, setup))
     assert fast.trace
     # ... and it is the C's trace too.
-    c = parse_trace(golden_stdout(name), "TRACE_C")
-    problems = trace_mismatches(c, parse_trace("\n".join(fast.trace), "TRACE_PY"))
+    c = pixel_records(golden_stdout(name), "C")
+    problems = trace_problems(c, pixel_records("\n".join(fast.trace), "PY"))
     assert not problems, "\n".join(problems[:10])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness import autotrace
 from harness.compare import autopixel
 from harness.compare.autopixel import BACKGROUND, EDGE, PEAK, WORST, choose_pixels
 from harness.pipeline import Context, RunOptions, run_case
@@ -102,7 +103,7 @@ def test_divergent_image_with_agreeing_trace_picks_and_traces_the_worst_pixel(
     picks = choose_pixels(c, _bump(c.copy()), exclude=[res.pixel])
     assert picks[0].pixel == tuple(res.image["worst_pixel"]) == (40, 3)
 
-    traced = autopixel.trace_chosen(case, picks, RunOptions(source="recorded"), ctx, live=False)
+    traced = autotrace.trace_chosen(case, picks, RunOptions(source="recorded"), ctx, run_case, live=False)
     assert [t.chosen for t in traced] == picks
     assert all(t.status == "engine-only" and not t.compared for t in traced)
     # The fake engine replays the C trace of pixel (10, 12): its final value is that pixel's.
@@ -116,9 +117,10 @@ def test_with_a_live_c_each_pick_gets_its_first_divergence(tmp_path, golden_dir,
     fake_engine("phi_carryover", edit=lambda s: perturb_line(s, "TRACE_PY: rot_b_angstroms", 1, 2e-6))
     case = repo_case("phi_carryover")
     binary = fake_c("phi_carryover")
-    assert autopixel.live_c_available(case, "c-parity", str(binary))
+    assert autotrace.live_c_available(case, "c-parity", str(binary))
     picks = [autopixel.ChosenPixel(40, 3, WORST), autopixel.ChosenPixel(0, 20, EDGE)]
-    traced = autopixel.trace_chosen(case, picks, RunOptions(c_bin=str(binary)), _ctx(tmp_path, golden_dir))
+    traced = autotrace.trace_chosen(case, picks, RunOptions(c_bin=str(binary)), _ctx(tmp_path, golden_dir),
+                                    run_case)
     assert [t.compared for t in traced] == [True, True]
     assert {t.first_key for t in traced} == {"rot_b_angstroms"}
     assert traced[0].first_delta == pytest.approx(2e-6, rel=1e-3)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from harness.cli import main as cli
-from harness.model.errors import InputError, RunnerFailure
-from harness.runners.c import CRunner, find_binary
+from harness.model.errors import InputError, RunnerFailure, UsageError
+from harness.runners.c import CRunner
+from harness.runners.choose import find_binary
 from tests.harness.conftest import recorded_image
 
 
@@ -88,7 +89,8 @@ def test_nonzero_exit(fake_c, repo_case, request_for):
 def test_all_nan_image(fake_c, repo_case, request_for):
     with pytest.raises(RunnerFailure, match="all-NaN") as e:
         run(fake_c("phi_carryover", "nan"), request_for(repo_case("phi_carryover")))
-    assert e.value.output.image is not None
+    kept = e.value.output.image  # the evidence keeps the image the C wrote, NaN and all
+    assert kept is not None and kept.shape == (64, 64) and np.isnan(kept).all()
 
 
 def test_truncated_trace(fake_c, repo_case, request_for):
@@ -96,9 +98,23 @@ def test_truncated_trace(fake_c, repo_case, request_for):
         run(fake_c("phi_carryover", "truncated"), request_for(repo_case("phi_carryover")))
 
 
-def test_no_trace_support_is_a_failure_for_an_instrumented_reference(fake_c, repo_case, request_for):
-    with pytest.raises(RunnerFailure, match="no trace support"):
-        run(fake_c("phi_carryover", "notrace"), request_for(repo_case("phi_carryover")))
+def test_an_untraced_binary_gives_an_image_only_reference(fake_c, repo_case, golden_dir, request_for):
+    # An upstream C prints no TRACE_C line at all: its image is still the reference.
+    out = run(fake_c("phi_carryover", "notrace"), request_for(repo_case("phi_carryover")))
+    assert not out.trace_supported and "TRACE_C" not in out.stdout
+    assert any("trace is not available from this binary" in n for n in out.notes)
+    np.testing.assert_array_equal(out.image, recorded_image(golden_dir, "phi_carryover"))
+
+
+def test_cli_run_against_an_untraced_binary_compares_the_image(tmp_path, fake_c, fake_engine, capsys):
+    fake_engine("phi_carryover")
+    rc = cli_run(tmp_path, "phi_carryover", "--live", "--c-bin", str(fake_c("phi_carryover", "notrace")),
+                 "--json", "--no-pictures")
+    result = json.loads(capsys.readouterr().out)
+    assert rc == 0, result
+    assert result["trace_compared"] is False and result["image"]["ok"] is True
+    assert result["reference"]["trace_supported"] is False
+    assert "the trace is not available from this binary" in result["trace_note"]
 
 
 def test_no_trace_is_fine_for_a_fixed_c_reference(fake_c, repo_case, request_for):
@@ -112,11 +128,16 @@ def test_missing_image(fake_c, repo_case, request_for):
         run(fake_c("phi_carryover", "noimage"), request_for(repo_case("phi_carryover")))
 
 
-def test_missing_binary(tmp_path, repo_case, request_for):
-    with pytest.raises(RunnerFailure, match="missing or not executable"):
+def test_missing_or_unusable_binary_is_the_users_to_fix(tmp_path, repo_case, request_for):
+    with pytest.raises(UsageError, match="no C binary at .*nope"):
         CRunner(tmp_path / "nope").run(request_for(repo_case("phi_carryover")))
-    with pytest.raises(RunnerFailure, match="no C binary"):
+    with pytest.raises(UsageError, match="no C binary"):
         CRunner(None).run(request_for(repo_case("phi_carryover")))
+    plain = tmp_path / "plain"
+    plain.write_text("#!/bin/sh\n")
+    with pytest.raises(UsageError, match="not executable") as e:
+        CRunner(plain).run(request_for(repo_case("phi_carryover")))
+    assert e.value.exit_code == 2
 
 
 def test_missing_input_is_an_input_error(tmp_path, fake_c, repo_case, request_for):
@@ -154,10 +175,11 @@ def test_cli_live_crash_exits_3_and_keeps_evidence(tmp_path, fake_c, fake_engine
     assert "RUNNER FAILURE" in (ev / "diff_summary.md").read_text()
 
 
-def test_cli_live_missing_binary_exits_3(tmp_path, fake_engine, capsys):
+def test_cli_live_missing_binary_is_a_usage_error(tmp_path, fake_engine, capsys):
+    # --live names a binary that is not there: the user's to fix (exit 2), before any run.
     fake_engine("phi_carryover")
-    assert cli_run(tmp_path, "phi_carryover", "--live", "--c-bin", str(tmp_path / "none")) == 3
-    assert "missing or not executable" in capsys.readouterr().out
+    assert cli_run(tmp_path, "phi_carryover", "--live", "--c-bin", str(tmp_path / "none")) == 2
+    assert "--live: no C binary at" in capsys.readouterr().err
 
 
 def test_cli_auto_prefers_a_found_live_binary(tmp_path, fake_c, fake_engine, monkeypatch, capsys):
@@ -168,6 +190,18 @@ def test_cli_auto_prefers_a_found_live_binary(tmp_path, fake_c, fake_engine, mon
     assert result["reference"]["runner"] == "c-live"
     assert result["reference"]["description"].startswith("live C at ")
     monkeypatch.delenv("NB_C_BIN")
-    monkeypatch.setattr("harness.runners.c.REPO_ROOT", tmp_path)  # no golden_bin/nanoBragg either
+    monkeypatch.setattr("harness.runners.choose.REPO_ROOT", tmp_path)  # no golden_bin/nanoBragg either
     assert cli_run(tmp_path, "phi_carryover", "--json") == 0
     assert json.loads(capsys.readouterr().out)["reference"]["runner"] == "c-recorded"
+
+
+def test_cli_run_ignores_nb_c_fixed_bin_unless_live(tmp_path, fake_c, fake_engine, monkeypatch, capsys):
+    fake_engine("phi_carryover")
+    monkeypatch.setattr("harness.runners.choose.REPO_ROOT", tmp_path)
+    monkeypatch.delenv("NB_C_BIN", raising=False)
+    monkeypatch.setenv("NB_C_FIXED_BIN", str(fake_c("phi_carryover__cfixed", "notrace")))
+    cli_run(tmp_path, "phi_carryover", "--mode", "spec", "--json", "--no-pictures")
+    assert json.loads(capsys.readouterr().out)["reference"]["runner"] == "c-recorded"
+    cli_run(tmp_path, "phi_carryover", "--mode", "spec", "--live", "--json", "--no-pictures")
+    result = json.loads(capsys.readouterr().out)
+    assert result["reference"]["runner"] == "c-live" and "notrace" in result["reference"]["provenance"]["binary"]

@@ -10,7 +10,8 @@ import pytest
 
 from harness.cli import main as cli
 from harness.model.paths import REPO_ROOT
-from tests.harness.conftest import perturb_line
+from harness.registry.cases import load_case
+from tests.harness.conftest import CASES, perturb_line
 
 EVIDENCE_FILES = {"commands.txt", "env.json", "c_stdout.log", "torch_stdout.log", "trace_c.txt", "trace_torch.txt",
                   "diff.json", "diff_summary.md", "image_metrics.json", "result.json", "report.txt"}
@@ -30,12 +31,13 @@ def test_parity_run_exit_0_and_complete_evidence(tmp_path, capsys, fake_engine, 
     rc, res = run_json(tmp_path, capsys, "phi_carryover", "--recorded")
     assert rc == 0 and res["status"] == "parity" and res["exit_code"] == 0
     assert res["first_divergence"] is None and res["image"]["ok"] and res["image"]["max_abs_diff"] == 0
-    assert res["reference"]["description"].startswith("recording phi_carryover sha256 c36aed9f")
+    pin = load_case(CASES / "phi_carryover.toml").references["c-parity"].manifest_sha256
+    assert res["reference"]["description"].startswith(f"recording phi_carryover sha256 {pin}")
     ev = latest(tmp_path, "phi_carryover")
     assert EVIDENCE_FILES <= {p.name for p in ev.iterdir()}
     env = json.loads((ev / "env.json").read_text())
     assert {"python", "torch", "numpy", "git", "host"} <= set(env)
-    assert env["reference"]["provenance"]["manifest_sha256"].startswith("c36aed9f")
+    assert env["reference"]["provenance"]["manifest_sha256"] == pin
     diff = json.loads((ev / "diff.json").read_text())
     assert len(diff["rows"]) == res["counts"]["total"] > 50
     commands = (ev / "commands.txt").read_text()
@@ -97,7 +99,7 @@ def test_unknown_key_word_is_a_usage_error(tmp_path, capsys, fake_engine):
     fake_engine("phi_carryover")
     assert cli.main(["--results-dir", str(tmp_path / "res"), "run", "phi_carryover", "--keys", "bogus"]) == 2
     assert "unknown trace key 'bogus'" in capsys.readouterr().err
-    assert not (tmp_path / "res" / "phi_carryover").exists() or not list((tmp_path / "res" / "phi_carryover").iterdir())
+    assert not (tmp_path / "res" / "phi_carryover").exists()  # a usage error leaves no evidence
 
 
 def test_image_divergence_alone_fails(tmp_path, capsys, fake_engine):
@@ -132,7 +134,14 @@ def test_spec_mode_against_instrumented_c_is_a_known_defect(tmp_path, capsys, fa
     assert all(r["defect"] == "phi0-stale-rotation" for r in res["rows"] if r["verdict"] != "ok")
     rc, res = run_json(tmp_path, capsys, "phi_carryover_spec_vs_c", "--recorded", "--trace-only",
                        "--allow-known-defects")
-    assert rc == 0 and res["status"] == "divergence"
+    assert rc == 0 and res["status"] == "divergence" and res["allowed_defects"] == ["phi0-stale-rotation"]
+    # the summary says why a divergence passes: which defect, and what it accounts for
+    report = (latest(tmp_path, "phi_carryover_spec_vs_c") / "report.txt").read_text()
+    n_bad = sum(r["verdict"] != "ok" for r in res["rows"])
+    assert f"known C defect phi0-stale-rotation accounts for {n_bad} divergent trace values" in report
+    assert "Verdict: PARITY with known C defect phi0-stale-rotation allowed (exit 0)." in report
+    rc, res = run_json(tmp_path, capsys, "phi_carryover_spec_vs_c", "--recorded", "--trace-only")
+    assert rc == 1 and res["allowed_defects"] == []
 
 
 def test_recorded_pixel_mismatch_is_exit_2(tmp_path, capsys, fake_engine):
@@ -165,12 +174,42 @@ def test_rich_table_output(tmp_path, capsys, fake_engine):
     assert rc == 1
     assert "reference: recording phi_carryover sha256" in out
     assert "◀ FIRST diverged" in out and "Verdict: DIVERGENCE (exit 1)" in out
-    # dataflow order: detector rows before hkl before scaling
-    assert out.index("pix0_vector_meters") < out.index("hkl_frac") < out.index("I_pixel_final")
+    # what a person reads: the keys around the first divergence, repeats collapsed into one row
+    assert "keys hidden" in out and "--full shows every row" in out and "pix0_vector_meters" not in out
+    assert out.index("hkl_frac") < out.index("F_latt")
     assert "evidence: " in out
+    ev = latest(tmp_path, "phi_carryover")
+    table = (ev / "trace_table.txt").read_text()  # every row, in dataflow order
+    assert table.index("pix0_vector_meters") < table.index("hkl_frac") < table.index("I_pixel_final")
+    assert len(table.splitlines()) == 2 + len(json.loads((ev / "diff.json").read_text())["rows"])
+    capsys.readouterr()
+    assert cli.main(["--results-dir", str(tmp_path / "res"), "run", "phi_carryover", "--recorded", "--full"]) == 1
+    full = capsys.readouterr().out
+    assert full.index("pix0_vector_meters") < full.index("hkl_frac") < full.index("I_pixel_final")
+    assert "keys hidden" not in full
 
 
-def test_supervisor_flagship_recorded(tmp_path, capsys, fake_engine):
+def test_collapsed_view_counts_repeats_and_keeps_the_worst(tmp_path, capsys, fake_engine):
+    """Repeated rows of one key (sub-pixels, sources, φ steps) are one row: count, divergent share, worst |Δ|."""
+    from harness.model.result import RowModel
+    from harness.report import console
+
+    def row(label, occ, diff, verdict="ok"):
+        return RowModel(label=label, kind="pixel", key="F_latt", stage="lattice", occurrence=occ, phi_tic=None,
+                        components=["v"], component=None, c=[1.0], torch=[1.0 + diff], abs_diff=diff,
+                        worst_component=None, atol=1e-6, rtol=0.0, verdict=verdict)
+
+    rows = [row("F_latt#0", 0, 0.0), row("F_latt#1", 1, 3e-3, "diverged"), row("F_latt#2", 2, 5e-3, "diverged")]
+    groups = console.group_rows(rows, first_label="F_latt#1")
+    assert len(groups) == 1 and groups[0].count == 3 and groups[0].n_bad == 2
+    assert groups[0].shown.label == "F_latt#1" and groups[0].is_first  # the first divergence is what is shown
+    worst = console.group_rows(rows, first_label=None)[0]
+    assert worst.shown.label == "F_latt#2"  # without a first divergence: the worst row
+
+
+def test_supervisor_recording_through_the_cli_with_a_replaying_engine(tmp_path, capsys, fake_engine):
+    """The harness's side of the flagship only (its pixel, full-frame image, trace alignment): the
+    engine here replays the recording. The real engine on supervisor is tests/parity (slow)."""
     fake_engine("supervisor")
     rc, res = run_json(tmp_path, capsys, "supervisor")
     assert rc == 0 and res["pixel"] == [685, 1039] and res["mode"] == "c-parity"

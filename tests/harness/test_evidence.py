@@ -52,7 +52,9 @@ def test_same_timestamp_never_collides_or_overwrites(tmp_path):
 
 
 def test_concurrent_processes_get_distinct_complete_directories(tmp_path):
-    ctx = mp.get_context("fork")
+    # spawn, not fork: a fork of a pytest worker that has run torch can deadlock on a lock held
+    # by one of its threads at fork time.
+    ctx = mp.get_context("spawn")
     with ctx.Pool(4) as pool:
         finals = pool.map(_commit_one, [(str(tmp_path), i) for i in range(12)])
     assert len(set(finals)) == 12
@@ -95,3 +97,16 @@ def test_file_names_stay_inside(tmp_path):
     with pytest.raises(ValueError):
         ev.write_text("../escape.txt", "x")
     ev.discard()
+
+
+def test_a_helper_run_does_not_move_latest(tmp_path):
+    """Autotraced pixels are runs of their own, newer than the run a person asked for: ``latest``
+    must stay on the main run."""
+    with EvidenceDir(tmp_path, "case_a") as main:
+        main.write_text("x.txt", "main")
+        first = main.commit()
+    with EvidenceDir(tmp_path, "case_a", mark_latest=False) as helper:
+        helper.write_text("x.txt", "helper")
+        second = helper.commit()
+    assert second.name > first.name
+    assert resolve_latest(tmp_path / "case_a") == first

@@ -45,7 +45,7 @@ def test_history_table_shows_trend_and_flip(df):
     text = _text(history.history_table(h, "a", key="k_frac"))
     lines = [l for l in text.splitlines() if "aaaaaaaaaa" in l or "bbbbbbbbbb" in l]
     assert len(lines) == 4
-    assert "⇄ divergence" in lines[2] and "6e-06" in lines[2] and "hkl_frac" in lines[2]
+    assert "⇄ fail (divergence)" in lines[2] and "6e-06" in lines[2] and "hkl_frac" in lines[2]
     assert "+dirty" in lines[3] and "8e-06" in lines[3] and "0.7" in lines[3]
     assert "⇄" not in lines[3] and "parity" in lines[0]
     assert "c-parity/cpu/float64" in lines[0]

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from harness.report import html as html_report
+from harness.service import html as html_report
 from harness.service import ledger
 from harness.report import pictures as visual
 from harness.report.evidence import EvidenceDir
@@ -101,18 +101,28 @@ def test_report_has_one_row_per_case_with_links_and_sparkline(results):
     assert "lattice_gauss" in "".join(page.flips) and "divergence" in "".join(page.flips)
 
 
-def test_report_written_elsewhere_links_back_into_results(tmp_path, results):
+def test_report_written_elsewhere_is_self_contained_and_survives_a_move(tmp_path, results):
     res, final = results
     out = html_report.write_report(ledger.Ledger.under(res).read(), tmp_path / "site" / "deep")
+    # Moved (as a CI artifact would be) and the results directory gone: every link still works.
+    moved = tmp_path / "artifact"
+    out.parent.rename(moved)
+    res.rename(tmp_path / "results-gone")
     page = Page()
-    page.feed(out.read_text())
-    href = page.rows["lattice_gauss"]["imgs"][0]
-    assert href.startswith("../../results/")
-    assert (out.parent / href).resolve() == (final / "abs_diff.png").resolve()
+    page.feed((moved / "index.html").read_text())
+    row = page.rows["lattice_gauss"]
+    href = row["imgs"][0]
+    assert href == f"_evidence/lattice_gauss/{final.name}/abs_diff.png"
+    assert (moved / href).read_bytes() == (tmp_path / "results-gone" / "lattice_gauss" / final.name
+                                           / "abs_diff.png").read_bytes()
+    for link in row["links"] + row["imgs"]:
+        assert not link.startswith(("/", "..")), link
+        assert (moved / link).exists(), link
+    assert f"_evidence/lattice_gauss/{final.name}/report.txt" in row["links"]
 
 
 def test_sparkline_puts_larger_deltas_higher():
-    svg = html_report.sparkline([1e-9, 0.0, 1e-3], ["parity", "parity", "divergence"])
+    svg = html_report.sparkline([1e-9, 0.0, 1e-3], ["pass", "pass", "fail"])
     pts = [tuple(map(float, p.split(","))) for p in svg.split('points="')[1].split('"')[0].split()]
     assert pts[2][1] < pts[0][1] < pts[1][1] or pts[2][1] < pts[0][1] == pts[1][1]
     assert svg.count("#cf222e") == 1 and svg.count("<circle") == 3
@@ -130,3 +140,35 @@ def test_escapes_untrusted_text(tmp_path):
 def test_empty_ledger_gives_a_page_that_says_so(tmp_path):
     text = html_report.render_html(ledger.empty_frame(), tmp_path)
     assert "0 cases" in text and "<tbody>\n\n</tbody>" in text
+
+
+def test_report_shows_the_gate_outcome_known_defects_green(tmp_path):
+    """A spec run that only diverges by registered C defects passes the gate: green, labelled."""
+    res = tmp_path / "res"
+    lg = silent_ledger(ledger.ledger_path(res))
+    row = ledger.row_from_result(make_result("phi_carryover", status="divergence", mode="spec"), command="gate",
+                                 git=("c", False, "main"), outcome="pass")
+    row.update(exit_code=0, label="known C defect (phi0-stale-rotation)")
+    lg.append(row)
+    lg.append(ledger.row_from_result(make_result("lattice_gauss", status="divergence"), command="gate",
+                                     git=("c", False, "main"), outcome="fail"))
+    text = html_report.write_report(ledger.Ledger.under(res).read(), res).read_text()
+    known = text.split('data-case="phi_carryover"')[1].split("</tr>")[0]
+    assert 'class="parity">pass (divergence)' in known and "known C defect (phi0-stale-rotation)" in known
+    bad = text.split('data-case="lattice_gauss"')[1].split("</tr>")[0]
+    assert 'class="divergence">fail (divergence)' in bad
+    assert "1 green" in text
+
+
+def test_copies_the_page_no_longer_links_are_pruned(tmp_path, results):
+    res, final = results
+    site = tmp_path / "site"
+    stale = site / html_report.ASSETS / "lattice_gauss" / "20200101T000000.000000Z"
+    stale.mkdir(parents=True)
+    (stale / "abs_diff.png").write_bytes(b"old")
+    html_report.write_report(ledger.Ledger.under(res).read(), site)
+    assert not stale.exists()
+    assert (site / html_report.ASSETS / "lattice_gauss" / final.name / "abs_diff.png").is_file()
+    # With --out the results directory itself nothing is copied, and no evidence is ever pruned.
+    html_report.write_report(ledger.Ledger.under(res).read(), res)
+    assert not (res / html_report.ASSETS).exists() and (final / "abs_diff.png").is_file()

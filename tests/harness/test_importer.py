@@ -40,7 +40,7 @@ def test_import_into_an_empty_directory(tmp_path, golden_dir, capsys):
     sup = load_case(out / "supervisor.toml")
     assert sup.references["c-parity"].recording == "supervisor"
     spec = sup.references["spec"]
-    assert spec.kind == "fixed-c" and spec.recording == "supervisor__cfixed" and not spec.live
+    assert spec.kind == "fixed-c" and spec.recording == "supervisor__cfixed" and spec.live
     assert spec.fixes == ["phi0-stale-rotation", "oversample-running-sum"]
     assert sup.trace_pixels == [(685, 1039)] and "-floatfile" not in sup.argv and "-trace_pixel" not in sup.argv
     assert "full-frame" in sup.tags and "defect:pix0-vector-ignored" in sup.tags
@@ -63,7 +63,8 @@ def test_reimport_keeps_hand_edits_and_refreshes_the_pin(tmp_path, golden_dir):
     cases = tmp_path / "cases"
     importer.write_plan(importer.plan_import(root, cases))
     path = cases / "phi_carryover.toml"
-    text = path.read_text().replace('mode = "c-parity"\n', 'mode = "c-parity"\nexpected_failure = "kept"\n', 1)
+    text = path.read_text().replace('mode = "c-parity"\n', 'mode = "c-parity"\nexpected_failure = "kept"\n'
+                                    'expected_failure_at = "image"\n', 1)
     text = text.replace('    "small",\n', '    "small",\n    "my-tag",\n', 1)
     text = text.replace("atol = 1e-06", "atol = 2e-06", 1)
     path.write_text(text)
@@ -89,7 +90,8 @@ def test_reimport_keeps_hand_edits_and_refreshes_the_pin(tmp_path, golden_dir):
     importer.write_plan(plan)
     case = load_case(path)
     assert case.references["c-parity"].manifest_sha256 != old_sha
-    assert case.expected_failure == "kept" and "my-tag" in case.tags and case.tolerance.atol == 2e-06
+    assert case.expected_failure == "kept" and case.expected_failure_at == "image"
+    assert "my-tag" in case.tags and case.tolerance.atol == 2e-06
     assert importer.coverage_problems(root, [case]) == []
 
 
@@ -100,7 +102,8 @@ def test_hand_written_case_gets_its_pin_refreshed_only(tmp_path, golden_dir):
     cases = tmp_path / "cases"
     cases.mkdir()
     hand = (CASES / "phi_carryover_spec_vs_c.toml").read_text()
-    (cases / "phi_carryover_spec_vs_c.toml").write_text(hand.replace("c36aed9f", "00000000"))
+    pinned = load_case(CASES / "phi_carryover_spec_vs_c.toml").references["spec"].manifest_sha256
+    (cases / "phi_carryover_spec_vs_c.toml").write_text(hand.replace(pinned, "0" * 64))
     plan = importer.plan_import(root, cases)
     changed = {f.path.name: f for f in plan.changed}
     assert set(changed) == {"phi_carryover.toml", "phi_carryover_spec_vs_c.toml"}
@@ -119,3 +122,50 @@ def test_fixed_c_recording_without_its_base_is_reported(tmp_path, golden_dir):
     shutil.copytree(golden_dir / "cases" / "phi_carryover__cfixed", root / "cases" / "phi_carryover__cfixed")
     plan = importer.plan_import(root, tmp_path / "cases")
     assert plan.files == [] and "derived from 'phi_carryover'" in plan.problems[0]
+
+
+def _rerecord(root, name):
+    manifest = root / "cases" / name / "case.json"
+    data = json.loads(manifest.read_text())
+    data["description"] += " (re-recorded)"
+    manifest.write_text(json.dumps(data, indent=1) + "\n")
+    return importer._manifest(root, name)[1]
+
+
+def test_import_of_named_recordings_repins_only_those_and_lists_each_pin(tmp_path, golden_dir, capsys):
+    root = tmp_path / "golden"
+    (root / "cases").mkdir(parents=True)
+    for n in ("phi_carryover", "phi_carryover__cfixed", "simple_cubic"):
+        shutil.copytree(golden_dir / "cases" / n, root / "cases" / n)
+    cases = tmp_path / "cases"
+    importer.write_plan(importer.plan_import(root, cases))
+    shutil.copy(CASES / "phi_carryover_spec_vs_c.toml", cases / "phi_carryover_spec_vs_c.toml")
+    importer.write_plan(importer.plan_import(root, cases))  # the hand-written file gets today's pins
+    before = {p.stem: load_case(p) for p in cases.glob("*.toml")}
+    new = {n: _rerecord(root, n) for n in ("phi_carryover", "phi_carryover__cfixed", "simple_cubic")}
+
+    # naming only the fixed-C recording moves only the spec pin, not its base's nor the others'
+    assert cli.main(["--cases-dir", str(cases), "import-recordings", str(root), "phi_carryover__cfixed"]) == 0
+    after = {p.stem: load_case(p) for p in cases.glob("*.toml")}
+    pin = lambda cs, name, mode: cs[name].references[mode].manifest_sha256  # noqa: E731
+    assert pin(after, "phi_carryover", "spec") == new["phi_carryover__cfixed"]
+    assert pin(after, "phi_carryover", "c-parity") == pin(before, "phi_carryover", "c-parity")
+    assert pin(after, "phi_carryover_spec_vs_c", "spec") == pin(before, "phi_carryover_spec_vs_c", "spec")
+    assert pin(after, "simple_cubic", "c-parity") == pin(before, "simple_cubic", "c-parity")
+    out = capsys.readouterr().out
+    old = pin(before, "phi_carryover", "spec")
+    assert f"phi_carryover [spec] phi_carryover__cfixed: {old} -> {new['phi_carryover__cfixed']}" in out
+    assert out.count(" -> ") == 1
+
+    # naming the instrumented one moves its pins (generated and hand-written) and lists both
+    assert cli.main(["--cases-dir", str(cases), "import-recordings", str(root), "phi_carryover"]) == 0
+    after = {p.stem: load_case(p) for p in cases.glob("*.toml")}
+    assert pin(after, "phi_carryover", "c-parity") == new["phi_carryover"]
+    assert pin(after, "phi_carryover_spec_vs_c", "spec") == new["phi_carryover"]
+    assert pin(after, "simple_cubic", "c-parity") == pin(before, "simple_cubic", "c-parity")
+    out = capsys.readouterr().out
+    assert f"phi_carryover [c-parity] phi_carryover: {pin(before, 'phi_carryover', 'c-parity')} -> " in out
+    assert f"phi_carryover_spec_vs_c [spec] phi_carryover: " in out and out.count(" -> ") == 2
+    # the unnamed recording is still noticed as changed (stale), never silently accepted
+    problems = importer.coverage_problems(root, [after["simple_cubic"]])
+    assert any("simple_cubic" in p and "changed" in p for p in problems)

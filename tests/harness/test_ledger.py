@@ -70,7 +70,7 @@ def _writer(args):
 def test_concurrent_writers_lose_no_rows(tmp_path):
     path = tmp_path / "results" / "ledger.sqlite"
     workers, per = 6, 25
-    with mp.get_context("fork").Pool(workers) as pool:
+    with mp.get_context("spawn").Pool(workers) as pool:  # fork after torch threads can deadlock
         assert sorted(pool.map(_writer, [(str(path), w, per) for w in range(workers)])) == list(range(workers))
     df = silent_ledger(path).read()
     assert len(df) == workers * per and df["id"].is_unique
@@ -159,3 +159,62 @@ def test_reading_a_missing_ledger_is_empty(tmp_path):
     assert df.empty and "case_name" in df.columns
     assert ledger.flips(df) == []
     assert not (tmp_path / "nothing.sqlite").exists()
+
+
+def _row(case: str, status: str, i: int, **fields):
+    """A ledger row of ``case`` made some way (command, dtype, device, mode, outcome overridden)."""
+    from datetime import timedelta
+
+    from tests.harness.service_fixtures import T0
+
+    result = make_result(case, status=status, k_delta=fields.pop("k_delta", 0.0))
+    row = ledger.row_from_result(result, run_id=f"run{i}", git=("c0", False, "main"),
+                                 now=T0 + timedelta(hours=i), outcome=fields.pop("outcome", None))
+    row.update(fields)
+    return row
+
+
+def test_flips_compare_like_with_like(tmp_path):
+    """A float32 experiment, a failed CUDA try and a bench row are never the previous run of a
+    float64 CPU gate run, and a pass with known C defects is green."""
+    lg = silent_ledger(tmp_path / "l.sqlite")
+    lg.append(_row("a", "parity", 0, command="gate"))
+    lg.append(_row("a", "divergence", 1, command="gate", dtype="float32"))       # float32 experiment
+    lg.append(_row("a", "runner-failure", 2, command="run", device="cuda"))       # failed CUDA try
+    lg.append(_row("a", "divergence", 3, command="bench"))
+    lg.append(_row("a", "parity", 4, command="gate"))
+    # a spec run against the instrumented C that only diverges by known C defects: green
+    lg.append(_row("k", "parity", 5, command="gate", mode="spec"))
+    lg.append(_row("k", "divergence", 6, command="gate", mode="spec", exit_code=0, outcome="pass",
+                   label="known C defect (phi0-stale-rotation)"))
+    assert lg.flips() == []
+    # same series: a real regression, named with what made the series
+    lg.append(_row("a", "divergence", 7, command="gate", k_delta=5e-6, outcome="fail"))
+    fl = lg.flips()
+    assert len(fl) == 1 and fl[0].regressed and (fl[0].before_outcome, fl[0].after_outcome) == ("pass", "fail")
+    assert (fl[0].kind, fl[0].dtype, fl[0].device, fl[0].mode) == ("gate", "float64", "cpu", "c-parity")
+    # the gate's look back finds the last green of the same series only
+    gf = ledger.gate_flips(lg.read(), "run7")
+    assert len(gf) == 1 and gf[0].before_time.startswith("2030-01-01 04:00")
+    df = lg.read()
+    assert len(ledger.select(df, dtype="float32")) == 1 and len(ledger.select(df, kind="gate", mode="spec")) == 2
+    assert set(ledger.select(df, device="cuda")["status"]) == {"runner-failure"}
+
+
+def test_flips_strict_ignores_other_dtypes_and_devices(tmp_path, capsys):
+    from harness.cli import main as cli
+
+    res = tmp_path / "res"
+    lg = silent_ledger(ledger.ledger_path(res))
+    lg.append(_row("a", "parity", 0, command="gate"))
+    lg.append(_row("a", "divergence", 1, command="run", dtype="float32"))
+    lg.append(_row("a", "runner-failure", 2, command="run", device="cuda"))
+    assert cli.main(["--results-dir", str(res), "flips", "--strict"]) == 0
+    lg.append(_row("a", "divergence", 3, command="run", dtype="float32", k_delta=1e-3))
+    lg.append(_row("a", "parity", 4, command="run", dtype="float32"))
+    assert cli.main(["--results-dir", str(res), "flips", "--strict", "--dtype", "float32"]) == 0
+    lg.append(_row("a", "divergence", 5, command="run", dtype="float32"))
+    capsys.readouterr()
+    assert cli.main(["--results-dir", str(res), "flips", "--strict", "--dtype", "float32", "--json"]) == 1
+    assert cli.main(["--results-dir", str(res), "flips", "--strict", "--dtype", "float64"]) == 0
+    assert cli.main(["--results-dir", str(res), "flips", "--strict", "--kind", "gate"]) == 0

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import stat
 
 import numpy as np
-import pytest
 
 from harness.cli import main as cli
 from harness.registry import importer
 from harness.references import recordings
 from harness.registry.cases import load_case
-from harness.runners.base import sha256_bytes, sha256_file
+from harness.model.hashing import sha256_bytes, sha256_file
 from tests.harness.conftest import CASES, recorded_image
 
 
@@ -66,7 +67,7 @@ def test_record_refuses_to_overwrite_and_records_nothing_on_failure(tmp_path, fa
 
 
 def test_record_large_image_is_gzipped_and_fixed_c_has_no_trace(tmp_path, fake_c, golden_dir, monkeypatch):
-    from harness.references import record
+    from harness.service import record
 
     monkeypatch.setattr(record, "GZIP_OVER_BYTES", 1000)
     fake = fake_c("phi_carryover")
@@ -83,5 +84,64 @@ def test_record_large_image_is_gzipped_and_fixed_c_has_no_trace(tmp_path, fake_c
 
 def test_record_needs_a_binary(tmp_path, monkeypatch):
     monkeypatch.delenv("NB_C_BIN", raising=False)
-    monkeypatch.setattr("harness.runners.c.REPO_ROOT", tmp_path)
+    monkeypatch.setattr("harness.runners.choose.REPO_ROOT", tmp_path)
     assert cli.main(["record", "phi_carryover", "--out", str(tmp_path / "x")]) == 2
+
+
+def _tree(root):
+    """Every path under root with its bytes (and mode), to prove a failed record left nothing."""
+    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else b"", p.stat().st_mode)
+            for p in sorted(root.rglob("*"))}
+
+
+def test_record_with_a_corrupt_index_is_a_one_line_error_and_leaves_nothing(tmp_path, fake_c, golden_dir, capsys):
+    root = tmp_path / "rec"
+    (root / "cases").mkdir(parents=True)
+    (root / "index.json").write_text('{"cases": [')
+    before = _tree(root)
+    rc = cli.main(["--golden-dir", str(golden_dir), "record", "phi_carryover", "--out", str(root),
+                   "--c-bin", str(fake_c("phi_carryover"))])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "index.json is not valid JSON" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert _tree(root) == before
+
+
+def test_record_of_a_half_written_image_is_a_one_line_error_and_leaves_nothing(tmp_path, fake_c, golden_dir, capsys):
+    root = tmp_path / "rec"
+    args = ["--golden-dir", str(golden_dir), "record", "phi_carryover", "--out", str(root)]
+    assert cli.main([*args, "--c-bin", str(fake_c("phi_carryover"))]) == 0
+    capsys.readouterr()
+    before = _tree(root)
+    rc = cli.main([*args, "--force", "--c-bin", str(fake_c("phi_carryover", "half"))])
+    err = capsys.readouterr().err
+    assert rc == 3
+    assert "bytes, expected" in err and "nothing recorded" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert _tree(root) == before
+
+
+def test_a_recording_is_readable_by_others(tmp_path, fake_c, golden_dir):
+    root = tmp_path / "rec"
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["--golden-dir", str(golden_dir), "record", "phi_carryover", "--out", str(root),
+                         "--c-bin", str(fake_c("phi_carryover"))]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((root / "cases" / "phi_carryover").stat().st_mode) == 0o755
+
+
+def test_staging_of_a_killed_record_is_swept_by_the_next(tmp_path, fake_c, golden_dir):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    root = tmp_path / "rec"
+    stale = root / "cases" / f".record-phi_carryover-{dead.pid}-abc123"
+    stale.mkdir(parents=True)
+    assert cli.main(["--golden-dir", str(golden_dir), "record", "phi_carryover", "--out", str(root),
+                     "--c-bin", str(fake_c("phi_carryover"))]) == 0
+    assert sorted(p.name for p in (root / "cases").iterdir()) == ["phi_carryover"]

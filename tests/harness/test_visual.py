@@ -49,6 +49,7 @@ def test_run_images_are_real_pictures_with_markers(tmp_path, images, golden_dir)
         rgb, _ = _rgb(pics[name].path)
         assert _near(rgb, pics[name].markers["worst"], visual.WORST_COLOR), name
         assert _near(rgb, pics[name].markers["traced0"], visual.TRACED_COLOR), name
+    assert "worst |Δ| pixel (slow 450, fast 37)" in pics[name].legend
     w, tr = pics["abs_diff.png"].markers["worst"], pics["abs_diff.png"].markers["traced0"]
     # Image row 450 is below image row 138, fast 37 left of fast 300.
     assert w[0] > tr[0] and w[1] < tr[1]
@@ -56,15 +57,53 @@ def test_run_images_are_real_pictures_with_markers(tmp_path, images, golden_dir)
     assert "worst_pixel=[450, 37]" in info["Description"] and "nonzero=401" in info["Description"]
 
 
-def test_diff_map_of_identical_images_is_white_and_says_so(tmp_path, images):
+def _is(rgb, color, tol=6):
+    """Per-pixel mask: rgb equals ``color`` (0..1 floats) within ``tol`` of 255."""
+    return np.abs(rgb - np.array([round(255 * x) for x in color])).max(axis=-1) <= tol
+
+
+def test_diff_map_of_identical_images_is_the_zero_colour_and_says_so(tmp_path, images):
     c, _ = images
     pic = visual.write_diff_map(tmp_path / "d.png", c, c.copy(), worst=(0, 0))
     rgb, info = _rgb(pic.path)
     assert "nonzero=0" in info["Description"]
-    # Inside the axes (around the image centre) everything is white: nothing differs.
+    # Inside the axes everything is the exact-zero colour (not white, which reads as no data),
+    # and the legend says what that colour means and for how many pixels.
     h, w = pic.size
     centre = rgb[h // 2 - 40: h // 2 + 40, w // 2 - 60: w // 2 + 20]
-    assert (centre >= 250).all()
+    assert _is(centre, visual.ZERO_COLOR).all()
+    assert pic.legend == [f"|Δ| = 0 exactly ({c.size} pixels)"]
+    assert "worst" not in pic.markers   # identical images have no worst pixel to point at
+
+
+def test_legend_names_every_marker_with_its_pixel(tmp_path, images):
+    c, t = images
+    auto = [(450, 37, "worst"), (200, 300, "peak"), (10, 500, "edge")]
+    pic = visual.write_diff_map(tmp_path / "d.png", c, t, worst=(450, 37), traced=[(138, 300)], autotraced=auto)
+    assert pic.legend[:5] == ["worst |Δ| pixel (slow 450, fast 37)", "traced pixel (slow 138, fast 300)",
+                              "autotraced edge (slow 10, fast 500)", "autotraced peak (slow 200, fast 300)",
+                              "autotraced worst (slow 450, fast 37)"]
+    assert pic.legend[5] == f"|Δ| = 0 exactly ({c.size - 401} pixels)"
+    rgb, _ = _rgb(pic.path)
+    # Autotraced pixels are marked on the map (cyan), and the legend under the axes shows
+    # each marker colour and the zero colour as swatches.
+    for name in ("auto1", "auto2"):
+        assert _near(rgb, pic.markers[name], visual.AUTO_COLOR), name
+    below = rgb[int(max(r for r, _ in pic.markers.values())) + 60:]
+    for color in (visual.WORST_COLOR, visual.TRACED_COLOR, visual.AUTO_COLOR, visual.ZERO_COLOR):
+        assert _is(below, color, tol=30).sum() > 20, color
+
+
+def test_nan_in_one_image_has_its_own_colour_and_legend_entry(tmp_path, images):
+    c, _ = images
+    t = c.copy()
+    t[100:110, 100:110] = np.nan
+    pic = visual.write_diff_map(tmp_path / "d.png", c, t, traced=[(105, 105)])
+    assert "NaN in one image only" in pic.legend and pic.legend[0] == "worst |Δ| pixel (slow 100, fast 100)"
+    rgb, _ = _rgb(pic.path)
+    # Around the NaN block's centre (inside the traced marker's ring): the NaN colour.
+    assert _near(rgb, pic.markers["traced0"], visual.NAN_COLOR, radius=5)
+    assert not _near(rgb, pic.markers["traced0"], visual.ZERO_COLOR, radius=3)
 
 
 def test_diff_map_shows_the_perturbed_region(tmp_path, images):
@@ -78,7 +117,7 @@ def test_diff_map_shows_the_perturbed_region(tmp_path, images):
     block = rgb[int(row) - 2: int(row) + 3, int(col) - 2: int(col) + 3]
     assert (block < 240).any(axis=-1).all()
     far = rgb[int(row) + 60: int(row) + 64, int(col) - 2: int(col) + 2]   # rows ~130: no difference
-    assert (far >= 250).all()
+    assert _is(far, visual.ZERO_COLOR).all()
 
 
 def test_radial_profile_of_a_symmetric_image_is_its_radius():
@@ -119,8 +158,19 @@ def test_one_pixel_difference_survives_on_a_large_detector(tmp_path):
     assert "nonzero=1" in info["Description"]
     r, col = int(round(where[0])), int(round(where[1]))
     assert (rgb[r - 1: r + 2, col - 1: col + 2] < 200).any(), "the lone differing pixel vanished"
-    rgb_plain = rgb.copy()
-    rgb_plain[r - 1: r + 2, col - 1: col + 2] = 255
+    zero = _is(rgb, visual.ZERO_COLOR)
+    zero[r - 1: r + 2, col - 1: col + 2] = True
     h, w = pic.size
     # Nothing else inside the image area differs.
-    assert (rgb_plain[h // 2 - 50: h // 2 + 50, w // 2 - 80: w // 2 + 20] >= 250).all()
+    assert zero[h // 2 - 50: h // 2 + 50, w // 2 - 80: w // 2 + 20].all()
+
+
+def test_a_tiny_difference_is_never_shown_as_an_exact_zero(tmp_path):
+    c = np.ones((64, 64))
+    t = c.copy()
+    t[0, 0] += 1.0          # sets the top of the log scale
+    t[40, 40] += 1e-12      # twelve decades below it: under the shown span, but not zero
+    pic = visual.write_diff_map(tmp_path / "d.png", c, t, traced=[(40, 40)])
+    rgb, _ = _rgb(pic.path)
+    assert not _near(rgb, pic.markers["traced0"], visual.ZERO_COLOR, radius=2)
+    assert pic.legend[-1] == f"|Δ| = 0 exactly ({64 * 64 - 2} pixels)"
