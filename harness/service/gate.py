@@ -34,6 +34,7 @@ from harness.model.errors import ExitCode
 from harness.model.result import ParityResult
 from harness.pipeline import Context, RunOptions, run_case
 from harness.runners.choose import for_gate
+from harness.service import workers
 
 PASS, FAIL, ERROR, XFAIL, XPASS = "pass", "fail", "error", "xfail", "xpass"
 BAD = (FAIL, ERROR, XPASS)
@@ -207,16 +208,7 @@ def run_gate(items: Sequence[GateItem], opts: RunOptions, ctx: Context,
 
     jobs > 1 runs the items in that many worker processes (see harness.service.workers).
     """
-    if jobs > 1 and len(items) > 1:
-        from harness.service import workers  # noqa: PLC0415 - multiprocessing only when asked for
-
-        return workers.run_parallel(items, lambda item: run_item(item, opts, ctx), on_done, jobs)
-    out = []
-    for i, item in enumerate(items):
-        o = run_item(item, opts, ctx)
-        out.append(o)
-        on_done(i, o)
-    return out
+    return workers.run_in_order(items, lambda item: run_item(item, opts, ctx), on_done, jobs)
 
 
 def counts(outcomes: Sequence[Outcome]) -> dict[str, int]:

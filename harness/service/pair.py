@@ -27,6 +27,7 @@ from harness.runners.base import Runner
 from harness.runners.external import runner_for
 from harness.service.gate import ERROR, FAIL, PASS, GateItem, first_line
 from harness.service.gate import Outcome as GateOutcome
+from harness.service import workers
 
 #: The label of a pair's divergence (the C-defect labels describe the engine against the C only).
 PAIR_LABEL = "implementations differ"
@@ -164,16 +165,7 @@ def run_pair_gate(items: Sequence[PairItem], opts: RunOptions, ctx: Context,
                   on_done: Callable[[int, GateOutcome], None] = lambda i, o: None, jobs: int = 1) -> list[GateOutcome]:
     """`nbparity gate --impl A --vs B`: every case of the registry, with gate outcomes (jobs > 1: in
     that many worker processes, as the gate)."""
-    if jobs > 1 and len(items) > 1:
-        from harness.service import workers  # noqa: PLC0415 - multiprocessing only when asked for
-
-        return workers.run_parallel(items, lambda item: run_pair_item(item, opts, ctx), on_done, jobs)
-    out = []
-    for i, item in enumerate(items):
-        o = run_pair_item(item, opts, ctx)
-        out.append(o)
-        on_done(i, o)
-    return out
+    return workers.run_in_order(items, lambda item: run_pair_item(item, opts, ctx), on_done, jobs)
 
 
 def _g(x: object) -> str:

@@ -69,6 +69,19 @@ def _run_one(index: int):  # noqa: ANN202 - returns whatever the job returns
         _BUSY = False
 
 
+def run_in_order(items: Sequence[Item], fn: Callable[[Item], Result],
+                 on_done: Callable[[int, Result], None], jobs: int) -> list[Result]:
+    """[fn(item) for item in items], in this process when jobs is 1 (or there is one item), else
+    over ``jobs`` forked workers; on_done(i, result) is called in plan order either way."""
+    if jobs > 1 and len(items) > 1:
+        return run_parallel(items, fn, on_done, jobs)
+    out: list[Result] = []
+    for i, item in enumerate(items):
+        out.append(fn(item))
+        on_done(i, out[-1])
+    return out
+
+
 def run_parallel(items: Sequence[Item], fn: Callable[[Item], Result],
                  on_done: Callable[[int, Result], None], jobs: int) -> list[Result]:
     """[fn(item) for item in items] over ``jobs`` forked workers; on_done(i, result) in order."""
