@@ -2,6 +2,7 @@
 options (parsed in ``engine.config.argv``) → ``engine.api.run`` → exit status and stdout."""
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -40,7 +41,12 @@ our options:
 exit status: 0 success, 2 bad command line or input file (one line on stderr naming the flag,
 file and line; also a --device that is not there, or a detector/oversampling too large for the
 memory available), 3 the image has NaN or infinite pixels (nothing written), 9 an output file
-cannot be written."""
+cannot be written, 70 an internal error (a bug in the engine: one line naming the exception;
+NB_DEBUG=1 prints the traceback)."""
+
+
+#: sysexits.h EX_SOFTWARE: distinct from every code a user's input can cause.
+INTERNAL_ERROR = 70
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -68,6 +74,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OutputFileError as exc:
         print(f"nanobragg-torch: output error: {exc}", file=sys.stderr)
         return 9
+    except Exception as exc:  # a bug of ours, never the user's: one line, and a code of its own
+        if os.environ.get("NB_DEBUG"):
+            raise
+        print(f"nanobragg-torch: internal error: {type(exc).__name__}: {exc} (a bug in the engine; "
+              "NB_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return INTERNAL_ERROR
     _write_stdout(getattr(result, "stdout", ""))
     return 0
 

@@ -159,3 +159,22 @@ def test_values_that_only_divide_by_zero_are_usage_errors(tmp_path, monkeypatch,
 
 def test_input_file_error_is_a_value_error():
     assert issubclass(InputFileError, ValueError)
+
+
+def test_an_engine_bug_is_one_line_and_exit_70(monkeypatch, capsys):
+    """An exception nobody planned for (found by fuzzing: ZeroDivisionError in the auto
+    oversampling with -beam_vector 0 1 0 -misset random) is one line and its own exit code, never
+    a traceback with exit 1."""
+    from engine import api
+    from engine import cli as engine_cli
+
+    def broken(*a, **k):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.delenv("NB_DEBUG", raising=False)
+    monkeypatch.setattr(api, "run", broken)
+    rc = engine_cli.main(["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100",
+                          "-lambda", "1", "-distance", "100", "-detpixels", "8", "-floatfile", "x.bin"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 70
+    assert len(err) == 1 and "internal error: ZeroDivisionError" in err[0] and "Traceback" not in err[0]
