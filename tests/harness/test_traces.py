@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,7 @@ def test_beam_pivot_setup_has_utf8_mapping_and_duplicates(golden_dir):
 
 def test_volatile_seed_in_recording(golden_dir):
     text = (golden_dir / "cases" / "phi_carryover" / "c_stdout.log").read_text()
-    changed = text.replace("seed: -1796008766", "seed: -1")
-    assert changed != text
+    # The C seeds its noise from the clock: a re-recorded run has another value, so find it.
+    changed, n = re.subn(r"seed: -?\d+", "seed: -1", text)
+    assert n >= 1 and changed != text
     assert traces.parse(text, "C") == traces.parse(changed, "C")
