@@ -53,7 +53,14 @@ def _unexpected(console: CliConsole, e: BaseException, args: argparse.Namespace)
 def main(argv: Optional[Sequence[str]] = None, console: Optional[CliConsole] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     console = console or CliConsole()
-    install_sigterm()  # SIGTERM cleans up like Ctrl-C (child group killed, staging removed), exit 143
+    restore = install_sigterm()  # SIGTERM cleans up like Ctrl-C (child group killed, staging removed), exit 143
+    try:
+        return _main(argv, console)
+    finally:
+        restore()  # a caller in the same process (tests, a notebook) gets its own handlers back
+
+
+def _main(argv: list[str], console: CliConsole) -> int:
     console.argv = argv
     try:
         args = build_parser().parse_args(argv)

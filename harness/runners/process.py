@@ -12,11 +12,13 @@ water mark into the child's rusage. So the child is started by a tiny launcher i
 the command's own wall time on a private pipe; the launcher passes the command's exit status on.
 
 SIGINT raises KeyboardInterrupt and, once :func:`install_sigterm` ran, SIGTERM raises
-:class:`~harness.model.errors.Terminated`; either kills the child's group on the way out, and
+:class:`~harness.model.errors.Terminated` (also when it arrives inside a gc callback, where Python
+would drop the exception); either kills the child's group on the way out, and
 :func:`private_workdir` removes its directory, so the CLI can exit 130 / 143 with nothing left.
 """
 from __future__ import annotations
 
+import gc
 import os
 import selectors
 import shutil
@@ -29,7 +31,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from types import FrameType
+from typing import Callable, Iterator, Optional, Sequence
 
 from harness.model.errors import RunnerFailure, Terminated
 from harness.model.run import RunOutput
@@ -128,15 +131,56 @@ def private_workdir(prefix: str, keep: bool = False) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def install_sigterm() -> None:
-    """Make SIGTERM raise Terminated (exit 143) so the same clean-up as Ctrl-C runs."""
+#: How soon a stop that arrived inside a gc callback or ``__del__`` is raised again.
+RETRY_S = 0.05
+
+
+def _in_dropping_frame(frame: Optional[FrameType]) -> bool:
+    """True when ``frame`` runs inside a gc callback or a ``__del__``: Python prints an exception
+    raised there ("Exception ignored in ...") and drops it, so the stop would be lost and the
+    run would go on (Hypothesis's gc callback swallowed a SIGTERM this way)."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _stop_exception(signum: int) -> BaseException:
+    return Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def install_sigterm() -> Callable[[], None]:
+    """Make SIGTERM raise Terminated (exit 143) and SIGINT KeyboardInterrupt, so the same clean-up
+    runs for both; a stop that arrives where Python would drop the exception is raised again
+    ``RETRY_S`` later. Returns the function that puts the previous handlers back."""
     if threading.current_thread() is not threading.main_thread():
-        return
+        return lambda: None
+    pending: list[int] = []
 
-    def _raise(signum: int, _frame: object) -> None:
-        raise Terminated(signum)
+    def _stop(signum: int, frame: Optional[FrameType]) -> None:
+        if _in_dropping_frame(frame):
+            pending.append(signum)
+            signal.setitimer(signal.ITIMER_REAL, RETRY_S)
+            return
+        raise _stop_exception(signum)
 
-    signal.signal(signal.SIGTERM, _raise)
+    def _retry(_signum: int, frame: Optional[FrameType]) -> None:
+        if pending:
+            _stop(pending.pop(), frame)
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGALRM, _retry)
+
+    def restore() -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+    return restore
 
 
 def run(argv: Sequence[str], *, cwd: Path, env: dict[str, str], timeout_s: float,

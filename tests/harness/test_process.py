@@ -157,3 +157,50 @@ def test_the_bench_measures_each_childs_own_peak(tmp_path):
     res = measure.run_measured(["/bin/true"], cwd=tmp_path, env=measure.child_env(1), timeout_s=60)
     assert res.returncode == 0 and res.peak_rss_bytes < 64 * MIB, res.peak_rss_bytes / MIB
     del ballast
+
+
+_GC_STOP = """
+import gc, os, signal, sys, time
+from harness.model.errors import Terminated
+from harness.runners import process
+restore = process.install_sigterm()
+fired = []
+def callback(phase, info):
+    # The stop arrives while Python runs a gc callback (Hypothesis installs one): an exception
+    # raised here is printed and dropped by the interpreter.
+    if phase == "start" and not fired:
+        fired.append(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(200000):
+            pass
+gc.callbacks.append(callback)
+try:
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sum(range(1000))
+    print("went on")
+except Terminated:
+    print("stopped")
+    sys.exit(143)
+finally:
+    restore()
+"""
+
+
+def test_a_stop_inside_a_gc_callback_is_not_lost(tmp_path):
+    """SIGTERM inside a gc callback still stops the run (it was swallowed: the run went on)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    import subprocess  # noqa: PLC0415 - this one test needs a plain child
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", _GC_STOP], capture_output=True, text=True, env=env, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (143, "stopped"), done.stderr
+    assert time.monotonic() - t0 < 8
+
+
+def test_install_sigterm_gives_the_previous_handlers_back():
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+    restore = process.install_sigterm()
+    assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
+    restore()
+    assert {s: signal.getsignal(s) for s in before} == before
