@@ -70,7 +70,9 @@ def compare_rows(ref: np.ndarray, other: np.ndarray, atol: np.ndarray, rtol: np.
     same_inf = np.isinf(ref) & (ref == other)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(other - ref)
-        allowed = atol[:, None] + rtol[:, None] * np.abs(ref)
+        # The relative part needs a finite reference: 0·inf and r·NaN would make the bar NaN (shown as
+        # 'bar None') and r·inf would let any finite value pass an infinite reference.
+        allowed = atol[:, None] + np.where(np.isfinite(ref), rtol[:, None] * np.abs(ref), 0.0)
         passed = (diff <= allowed) | both_nan | same_inf
     diff = np.where(both_nan | same_inf, 0.0, diff)
     # A NaN difference (one side NaN) is the worst possible excess.
@@ -80,7 +82,8 @@ def compare_rows(ref: np.ndarray, other: np.ndarray, atol: np.ndarray, rtol: np.
     diff_no_nan = np.where(nan_diff, -np.inf, diff)   # argmax/max of it = nanargmax/nanmax
     largest = np.where(np.isfinite(diff).any(axis=1), diff_no_nan.argmax(axis=1), 0)
     worst = np.where(n_failed > 0, excess.argmax(axis=1), largest)
-    max_abs = np.where(nan_diff.all(axis=1), math.nan, diff_no_nan.max(axis=1))
+    # NaN on one side only has no size: max|Δ| says NaN, never the largest of the other elements.
+    max_abs = np.where(nan_diff.any(axis=1), math.nan, diff_no_nan.max(axis=1))
     allowed_at = allowed[np.arange(n_rows), worst]
     return [Comparison(ok=bool(f == 0), max_abs_diff=float(d), worst=int(w), allowed=float(a), n_failed=int(f), n=n)
             for f, d, w, a in zip(n_failed.tolist(), max_abs.tolist(), worst.tolist(), allowed_at.tolist())]
@@ -340,6 +343,9 @@ def image_metrics(c_img: np.ndarray, py_img: np.ndarray, threshold: ImageThresho
     worst = tuple(int(i) for i in np.unravel_index(res.worst, c.shape)) if c.size else None
     ok = res.ok
     reason = "" if ok else f"{res.n_failed} pixels over tolerance"
+    one_sided = int((nan_c64 != nan_py64).sum())
+    if one_sided:
+        reason += f" ({one_sided} NaN on one side only: C {int(nan_c64.sum())}, torch {int(nan_py64.sum())} NaN)"
     if threshold.min_correlation is not None and not (corr >= threshold.min_correlation):
         ok = False
         reason = (reason + "; " if reason else "") + f"correlation {corr:.9g} < {threshold.min_correlation:g}"

@@ -48,6 +48,8 @@ def fmt_diff(row: RowModel) -> str:
 
 
 def _g(x) -> str:
+    if x is None:  # the JSON form of NaN/inf (ImageMetrics.as_dict)
+        return "non-finite"
     return f"{x:.3g}" if isinstance(x, (int, float)) else str(x)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from harness.compare import traces
 from harness.compare.primitive import (Tolerance, ToleranceTable, align, compare, compare_records,
-                                       compare_rows)
+                                       compare_rows, image_metrics)
 
 NAN, INF = math.nan, math.inf
 
@@ -63,3 +64,20 @@ def test_cached_parse_returns_fresh_lists_and_filters_by_program():
     assert [r.source for r in again] == ["C", "PY", "C"]
     assert [r.occurrence for r in traces.parse(text, "C")] == [0, 1]
     assert [r.values for r in traces.parse(text, "PY")] == [(1.5,)]
+
+
+def test_an_infinite_reference_does_not_widen_the_bar():
+    """r·inf made the bar infinite, so any finite value passed an infinite reference."""
+    res = compare(np.array([np.inf, 1.0]), np.array([5.0, 1.0]), Tolerance(atol=1e-6, rtol=1e-3))
+    assert not res.ok and res.n_failed == 1 and res.worst == 0 and res.allowed == 1e-6
+
+
+def test_one_sided_nan_has_no_size_and_the_bar_stays_a_number():
+    """An image with one NaN pixel reported max|Δ| 0 (the largest of the other pixels) and, with
+    the NaN in the reference, a NaN bar (shown as 'bar None')."""
+    c = np.ones((4, 4))
+    c[1, 1] = np.nan
+    m = image_metrics(c, np.ones((4, 4)))
+    assert not m.ok and m.worst_pixel == (1, 1)
+    assert math.isnan(m.max_abs_diff) and m.allowed == pytest.approx(1e-6)
+    assert "1 NaN on one side only" in m.reason
