@@ -73,7 +73,7 @@ def run(argv: Sequence[str], *, mode: str = "spec", device: str = "cpu",
         workdir: Optional[str | Path] = None, chunk_pixels: Optional[int] = None,
         memory_budget_bytes: Optional[int] = None,
         defects: Optional[Collection[str]] = None, trace_only: bool = False,
-        check_finite: bool = False) -> EngineRun:
+        check_finite: bool = False, setup: Optional[SimulationSetup] = None) -> EngineRun:
     """Run the engine on a nanoBragg argv (no program name).
 
     Outputs, as the C: -floatfile (floatimage.bin), -intfile (intimage.img, always), -pgmfile
@@ -86,12 +86,15 @@ def run(argv: Sequence[str], *, mode: str = "spec", device: str = "cpu",
     trace_only: compute only the traced pixel (``engine.render.trace_only``); the rest of the
     image is then not meaningful, so no file is written.
     check_finite: raise ``NonFiniteImageError`` before writing anything if any pixel is NaN/inf.
+    setup: the set-up ``build_setup`` made from this argv and these settings, when the caller
+    already built one (the harness does, to check the argv before any run): not built again.
     Raises ``UsageError`` (bad argv or device, or a size that cannot fit in memory) and
     ``InputFileError`` before anything is rendered.
     """
     t0 = time.perf_counter()
-    setup = build_setup(list(argv), mode=mode, c_threads=c_threads, device=device, dtype=_as_dtype(dtype),
-                        defects=defects)
+    if setup is None:
+        setup = build_setup(list(argv), mode=mode, c_threads=c_threads, device=device, dtype=_as_dtype(dtype),
+                            defects=defects)
     seed_word = noise_seed(setup.options)
     t1 = time.perf_counter()
     if trace_only:

@@ -17,7 +17,10 @@ from typing import Callable, Optional, Sequence
 
 from engine.config.options import UsageError
 
-DEG = math.pi / 180.0
+#: The C's radians-to-degrees factor (180·M_1_PI: the same double as 180/π). Angles are
+#: converted as the C does, degrees / RTD: multiplying by π/180 instead is an ulp off for
+#: some angles (95°), enough to move a ceil(size/|a|) cell count.
+RTD = 180.0 / math.pi
 
 _FLOAT_RE = re.compile(r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)\s*$", re.IGNORECASE)
 _INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
@@ -79,6 +82,14 @@ def store_float(field: str, scale: float = 1.0, **extra: object) -> Action:
     return apply
 
 
+def store_angle(field: str, **extra: object) -> Action:
+    """Store the one angle after the flag, degrees → radians as the C converts (÷ RTD), and ``extra``."""
+    def apply(st, tok, vals):
+        st[field] = parse_float(tok, vals[0]) / RTD
+        st.update(extra)
+    return apply
+
+
 def store_int(field: str, *more: str, negate: bool = False) -> Action:
     """Store the one integer after the flag into ``field`` and every name in ``more``."""
     def apply(st, tok, vals):
@@ -115,7 +126,7 @@ def read_cell(st: dict, tok: str, vals: list[str]) -> int:
     if not given:
         raise UsageError(f"{tok}: give the cell as a [b c [alpha beta gamma]] (Å, degrees)")
     a, b, c, al, be, ga = (given + [0.0] * 6)[:6]
-    st["cell"] = (a, b, c, al * DEG, be * DEG, ga * DEG)
+    st["cell"] = (a, b, c, al / RTD, be / RTD, ga / RTD)
     return len(given)
 
 
@@ -124,7 +135,7 @@ def _misset_random(st, tok, vals):
 
 
 def _misset_angles(st, tok, vals):
-    st["misset"] = tuple(parse_float(tok, v) * DEG for v in vals[:3])
+    st["misset"] = tuple(parse_float(tok, v) / RTD for v in vals[:3])
     st["misset_random"] = False
 
 
@@ -239,10 +250,10 @@ BRANCHES: tuple[Branch, ...] = (
     Branch(exact("-detector_thick"), 1, store_float("detector_thick", 1e-6)),
     Branch(substring("-detector_thicksteps"), 1, store_int("detector_thicksteps")),
     Branch(substring("-thicksteps"), 1, store_int("detector_thicksteps")),
-    Branch(substring("-twotheta"), 1, store_float("twotheta", DEG, pivot="SAMPLE")),
-    Branch(substring("-detector_rotx"), 1, store_float("detector_rotx", DEG)),
-    Branch(substring("-detector_roty"), 1, store_float("detector_roty", DEG)),
-    Branch(substring("-detector_rotz"), 1, store_float("detector_rotz", DEG)),
+    Branch(substring("-twotheta"), 1, store_angle("twotheta", pivot="SAMPLE")),
+    Branch(substring("-detector_rotx"), 1, store_angle("detector_rotx")),
+    Branch(substring("-detector_roty"), 1, store_angle("detector_roty")),
+    Branch(substring("-detector_rotz"), 1, store_angle("detector_rotz")),
     Branch(exact("-detsize"), 1, lambda st, t, v: st.update(
         detsize_f=parse_float(t, v[0]) / 1000.0, detsize_s=parse_float(t, v[0]) / 1000.0)),
     Branch(substring("-detsize_f"), 1, store_float("detsize_f", 1e-3)),
@@ -266,7 +277,7 @@ BRANCHES: tuple[Branch, ...] = (
     Branch(substring("-flux"), 1, store_float("flux")),
     Branch(substring("-exposure"), 1, store_float("exposure")),
     Branch(substring("-beamsize"), 1, store_float("beamsize", 1e-3)),
-    Branch(lambda t: t == "-mosaic" or "-mosaici" in t or "-mosaic_spr" in t, 1, store_float("mosaic_spread", DEG)),
+    Branch(lambda t: t == "-mosaic" or "-mosaici" in t or "-mosaic_spr" in t, 1, store_angle("mosaic_spread")),
     Branch(substring("-mosaic_dom"), 1, store_int("mosaic_domains")),
     Branch(substring("-dispersion"), 1, store_float("dispersion", 0.01)),
     Branch(substring("-dispsteps"), 1, store_int("dispsteps")),
@@ -282,9 +293,9 @@ BRANCHES: tuple[Branch, ...] = (
     Branch(substring("-round_div"), 0, store_constants(round_div=True)),
     Branch(substring("-square_div"), 0, store_constants(round_div=False)),
     Branch(substring("-adc"), 1, store_float("adc_offset")),
-    Branch(exact("-phi"), 1, store_float("phi0", DEG)),
-    Branch(substring("-osc"), 1, store_float("osc", DEG)),
-    Branch(exact("-phistep"), 1, store_float("phistep", DEG)),
+    Branch(exact("-phi"), 1, store_angle("phi0")),
+    Branch(substring("-osc"), 1, store_angle("osc")),
+    Branch(exact("-phistep"), 1, store_angle("phistep")),
     Branch(substring("-phisteps"), 1, store_int("phisteps")),
     Branch(substring("-dmin"), 1, store_float("dmin", 1e-10)),
     Branch(substring("-mat"), 1, store_text("mat_file")),

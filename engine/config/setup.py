@@ -22,6 +22,7 @@ from engine.config.model import (BeamConfig, CrystalConfig, DetectorConfig, Mode
                            SimulationSetup, StructureFactors)
 from engine.config.device import check_device
 from engine.geometry.conventions import BeamCentreInput, ConventionFrame, resolve
+from engine.geometry.rotations import magnitude
 from engine.geometry.detector import (Basis, DetectorGeometry, clean_basis, detector_geometry, pixel_counts,
                              thickness_layers)
 from engine.io.errors import InputFileError
@@ -58,7 +59,7 @@ def _read_headers(opts_argv: Sequence[str]) -> list[tuple[str, dict]]:
     return headers
 
 
-def _check_inputs(o: Options) -> None:
+def _check_inputs(o: Options, mode: Mode) -> None:
     if o.mat_file is None and (o.cell is None or o.cell[0] == 0.0):
         raise UsageError("no crystal: give -cell a b c alpha beta gamma (Å, deg) or -mat FILE (MOSFLM A matrix)")
     if o.hkl_file is None and o.default_F == 0.0:
@@ -67,13 +68,15 @@ def _check_inputs(o: Options) -> None:
     # Values that would only end in a division by zero (a traceback, or a NaN image in the C).
     if not (o.pixel_size > 0.0 and math.isfinite(o.pixel_size)):
         raise UsageError(f"-pixel must be a positive size in mm, got {o.pixel_size * 1e3:g}")
-    if not (o.lambda0 > 0.0 and math.isfinite(o.lambda0)):
-        raise UsageError(f"the wavelength must be positive: -lambda {o.lambda0 * 1e10:g} Å "
-                         f"(or -energy eV) is not")
-    if o.distance == 0.0 or not math.isfinite(o.distance):
-        raise UsageError(f"-distance must be a non-zero length in mm, got {o.distance * 1e3:g}")
-    if o.close_distance is not None and (o.close_distance == 0.0 or not math.isfinite(o.close_distance)):
-        raise UsageError(f"-close_distance must be a non-zero length in mm, got {o.close_distance * 1e3:g}")
+    if mode is not Mode.C_PARITY:
+        # c-parity runs these as the C does (a zero distance: an all-zero image; λ = 0: all NaN).
+        if not (o.lambda0 > 0.0 and math.isfinite(o.lambda0)):
+            raise UsageError(f"the wavelength must be positive: -lambda {o.lambda0 * 1e10:g} Å "
+                             f"(or -energy eV) is not")
+        if o.distance == 0.0 or not math.isfinite(o.distance):
+            raise UsageError(f"-distance must be a non-zero length in mm, got {o.distance * 1e3:g}")
+        if o.close_distance is not None and (o.close_distance == 0.0 or not math.isfinite(o.close_distance)):
+            raise UsageError(f"-close_distance must be a non-zero length in mm, got {o.close_distance * 1e3:g}")
     if not math.isfinite(o.mosaic_spread):
         raise UsageError("-mosaic: the mosaic spread must be a finite angle (degrees)")
 
@@ -102,14 +105,15 @@ def _vec_line(name: str, v: torch.Tensor) -> str:
     return name + " " + " ".join(format_number(float(x)) for x in v.detach().tolist())
 
 
-def _crystal_vectors(o: Options, defects: frozenset[str], console: list[str]) -> xtal.CellVectors:
+def _crystal_vectors(o: Options, mode: Mode, defects: frozenset[str], console: list[str]) -> xtal.CellVectors:
     """a, b, c (Å) and the regenerated a*, b*, c* after -cell/-mat and the misset."""
     cell_lengths = cell_V = None
     a_star = b_star = c_star = None
     if o.cell is not None:
         a, b, c, al, be, ga = xtal.complete_cell(o.cell)
         try:
-            a_star, b_star, c_star, cell_V = xtal.reciprocal_from_cell(a, b, c, al, be, ga)
+            a_star, b_star, c_star, cell_V = xtal.reciprocal_from_cell(
+                a, b, c, al, be, ga, impossible_as_c=mode is Mode.C_PARITY)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         cell_lengths = (a, b, c)
@@ -245,10 +249,10 @@ def _resolve_detector(o: Options, defects: frozenset[str], console: list[str],
 
 def _oversample(o: Options, cell: xtal.CellVectors, distance: float, console: list[str]) -> tuple[int, int, int, int]:
     """(Na, Nb, Nc, oversample): -xtalsize turns into N; -oversample 0 means the recommended one."""
-    lengths_m = [float(torch.linalg.vector_norm(v * 1e-10)) for v in (cell.a, cell.b, cell.c)]
+    lengths_m = [float(magnitude(v * 1e-10)) for v in (cell.a, cell.b, cell.c)]
     sample_y, sample_z, _ = beam_mod.clip_sample_to_beam(o.sample_y, o.sample_z, o.beamsize)
     Na, Nb, Nc = xtal.cell_counts((o.Na, o.Nb, o.Nc), (o.sample_x, sample_y, sample_z), lengths_m)
-    xtal_max = max(lengths_m[0] * Na, lengths_m[1] * Nb, lengths_m[2] * Nc)
+    xtal_max = xtal.largest_size((lengths_m[0] * Na, lengths_m[1] * Nb, lengths_m[2] * Nc))
     recommended = xtal.recommended_oversample(xtal_max, o.lambda0, distance, o.pixel_size)
     oversample = o.oversample
     if oversample <= 0:
@@ -323,7 +327,7 @@ def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: in
     """
     run = _run_settings(argv, mode, c_threads, device, dtype, defects)
     o = parse_argv(run.c_argv, headers=_read_headers(run.c_argv))
-    _check_inputs(o)
+    _check_inputs(o, run.mode)
     console: list[str] = list(o.notes)
     rec = TraceRecorder()
     det = _resolve_detector(o, run.defects, console, rec)
@@ -331,7 +335,7 @@ def build_setup(argv: Sequence[str], *, mode: str | Mode = "spec", c_threads: in
     interpolate, line = choose_interpolation(o.interpolate, (o.Na, o.Nb, o.Nc), o.hkl_file is not None)
     if line:
         console.append(line)
-    cell = _crystal_vectors(o, run.defects, console)
+    cell = _crystal_vectors(o, run.mode, run.defects, console)
     Na, Nb, Nc, oversample = _oversample(o, cell, float(det.geom.distance), console)
     sf = _structure_factors(o, interpolate)
     positions, wavelengths, weights = _sources(o, det.basis, run.defects)

@@ -17,7 +17,7 @@ import torch
 
 from engine.geometry.conventions import ConventionFrame
 from engine.geometry.detector_trace import DetectorTrace
-from engine.geometry.rotations import Scalar, as_tensor, rotate_about_axis, rotate_xyz, unitize
+from engine.geometry.rotations import Scalar, as_tensor, cross, dot, rotate_about_axis, rotate_xyz, unitize
 from engine.outputs.trace import TraceRecorder
 
 
@@ -45,7 +45,7 @@ def clean_basis(frame: ConventionFrame, *, dtype=torch.float64, device="cpu") ->
     odet, omag = unitize(t(frame.odet))
     regenerated = bool(omag.item() != 1.0)
     if regenerated:
-        odet, _ = unitize(torch.linalg.cross(fdet, sdet))
+        odet, _ = unitize(cross(fdet, sdet))
     polar, _ = unitize(t(frame.polar))
     spindle, _ = unitize(t(frame.spindle))
     return Basis(beam, fdet, sdet, odet, t(frame.twotheta_axis), polar, spindle, regenerated)
@@ -131,12 +131,12 @@ def detector_geometry(frame: ConventionFrame, basis: Basis, *, pivot: str,
 
     if pix0_override is not None:
         pix0 = t(pix0_override)
-    Fclose = -(pix0 * f).sum()
-    Sclose = -(pix0 * s).sum()
-    close = (pix0 * o).sum()
+    Fclose = -dot(pix0, f)
+    Sclose = -dot(pix0, s)
+    close = dot(pix0, o)
     beam_spot = close / ratio * b - pix0
-    Fbeam = (f * beam_spot).sum()
-    Sbeam = (s * beam_spot).sum()
+    Fbeam = dot(f, beam_spot)
+    Sbeam = dot(s, beam_spot)
     distance = close / ratio
     dials = 1000.0 * torch.stack([pix0[2], pix0[1], -pix0[0]])
     return DetectorGeometry(pix0=pix0, fdet=f, sdet=s, odet=o, distance=distance, close_distance=close,

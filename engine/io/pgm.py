@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 import torch
 
-from engine.io.pixels import as_float32, roi_mask
+from engine.io.pixels import as_float32, roi_mask, row_blocks
 
 __all__ = ["pgm_scale", "pgm_bytes", "write_pgm", "c_rmsd"]
+
+
+def _running_sum(blocks: Iterable[np.ndarray]) -> float:
+    """x0 + x1 + ... in order, one double at a time like the C's loop (not numpy's pairwise sum):
+    each block's cumulative sum starts from the total so far."""
+    total = None
+    for block in blocks:
+        if block.size == 0:
+            continue
+        if total is not None:
+            block[0] = total + block[0]
+        total = float(np.cumsum(block)[-1])
+    return 0.0 if total is None else total
 
 
 def c_rmsd(float_image: torch.Tensor | np.ndarray, *, roi: Optional[tuple[int, int, int, int]] = None,
@@ -25,20 +38,25 @@ def c_rmsd(float_image: torch.Tensor | np.ndarray, *, roi: Optional[tuple[int, i
 
     rendered: bool (spixels, fpixels) of the pixels the C rendered (ROI and mask); default: the ROI.
     """
-    values = as_float32(float_image).astype(np.float64)
+    values = as_float32(float_image)
     inside = roi_mask(values.shape, roi)
     if rendered is None:
         rendered_np = inside
     else:
         rendered_np = np.asarray(rendered.cpu().numpy() if isinstance(rendered, torch.Tensor)
                                  else rendered, dtype=bool) & inside
-    picked = values[rendered_np]
-    n = picked.size if picked.size > 0 else 1
-    mean = (float(np.cumsum(picked)[-1]) if picked.size else 0.0) / n
-    dev = values[inside] - mean
-    m = dev.size if dev.size > 1 else 2
-    sumsqr = float(np.cumsum(dev * dev)[-1]) if dev.size else 0.0
-    return math.sqrt(sumsqr / (m - 1))
+    spans = row_blocks(values.shape)
+    picked = sum(int(np.count_nonzero(rendered_np[sl])) for sl in spans)
+    n = picked if picked > 0 else 1
+    mean = _running_sum(values[sl][rendered_np[sl]].astype(np.float64) for sl in spans) / n
+    m = int(np.count_nonzero(inside))
+    m = m if m > 1 else 2
+
+    def squares(sl: slice) -> np.ndarray:
+        dev = values[sl][inside[sl]].astype(np.float64) - mean
+        return np.multiply(dev, dev, out=dev)
+
+    return math.sqrt(_running_sum(squares(sl) for sl in spans) / (m - 1))
 
 
 def pgm_scale(pgmscale: float, intfile_scale: float, rmsd: float) -> float:
@@ -54,11 +72,14 @@ def pgm_bytes(float_image: torch.Tensor | np.ndarray, scale: float, *,
     """The complete PGM file for an already-resolved scale."""
     values = as_float32(float_image)
     spixels, fpixels = values.shape
-    test = values.astype(np.float64) * scale
-    test = np.where(test > 255.0, 255.0, test)
-    # Truncation toward zero; NaN (and the impossible negative) end up 0, as on x86.
-    test = np.where(np.isnan(test) | (test < 0.0), 0.0, test)
-    pix = np.trunc(test).astype(np.uint8)
+    pix = np.empty(values.shape, dtype=np.uint8)
+    for sl in row_blocks(values.shape):
+        test = values[sl].astype(np.float64)
+        test *= scale
+        np.minimum(test, 255.0, out=test)           # NaN stays NaN
+        # Truncation toward zero; NaN (and the impossible negative) end up 0, as on x86.
+        test[~(test >= 0.0)] = 0.0
+        pix[sl] = test.astype(np.uint8)             # in [0, 255]: the cast truncates
     pix[~roi_mask(values.shape, roi)] = 0
     head = "P5\n%d %d\n# pixels scaled by %g\n255\n" % (fpixels, spixels, scale)
     return head.encode("ascii") + pix.tobytes()

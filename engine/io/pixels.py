@@ -25,3 +25,14 @@ def roi_mask(shape: tuple[int, int], roi: Optional[tuple[int, int, int, int]]) -
     fmin, fmax, smin, smax = roi
     inside[max(smin, 0):smax + 1, max(fmin, 0):fmax + 1] = True
     return inside
+
+
+#: Pixels per block of the writers' element-wise passes: the temporaries stay in cache (image-sized
+#: ones cost several times more on a full frame, in page faults and memory traffic).
+BLOCK_PIXELS = 1 << 16
+
+
+def row_blocks(shape: tuple[int, int]) -> list[slice]:
+    """Row slices of about ``BLOCK_PIXELS`` pixels each, in row-major order."""
+    rows = max(1, BLOCK_PIXELS // max(1, shape[1]))
+    return [slice(r, r + rows) for r in range(0, shape[0], rows)]

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from engine.io.pixels import as_float32, roi_mask
+from engine.io.pixels import as_float32, roi_mask, row_blocks
 
 _RTD = 180.0 / math.pi
 
@@ -51,13 +51,16 @@ def int_image(float_image: torch.Tensor | np.ndarray, scale: float, adc: float =
     # sends NaN to 0, which is where the C's conversion leaves it), then v + 0.5 rounded to float
     # before flooring, which matters just below a half; the values are ≥ 0.5 by then, so the
     # truncating cast to uint16 is the floor.
-    test = values.astype(np.float64)
-    test *= scale
-    test += adc
-    np.fmax(test, 0.0, out=test)
-    np.minimum(test, 65535.0, out=test)
-    test += 0.5
-    out = test.astype(np.float32).astype(np.uint16)
+    out = np.empty(values.shape, dtype=np.uint16)
+    for sl in row_blocks(values.shape):
+        test = values[sl].astype(np.float64)
+        with np.errstate(invalid="ignore"):  # inf·0 (an inf pixel makes the scale 0) is NaN, sent to 0 below
+            test *= scale
+        test += adc
+        np.fmax(test, 0.0, out=test)
+        np.minimum(test, 65535.0, out=test)
+        test += 0.5
+        out[sl] = test.astype(np.float32).astype(np.uint16)
     if inside is not None:
         out[~inside] = 0
     return out

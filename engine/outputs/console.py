@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import time
 
+from engine.config.c_numbers import c_div
 from engine.config.model import SimulationSetup
 from engine.config.options import Options
 from engine.outputs.statistics import summary_lines
@@ -29,7 +30,7 @@ def noise_parameter_lines(seed_word: int, water_size: float, from_clock: bool) -
 def console_after_render(setup: SimulationSetup, result: RenderResult, floatfile: str) -> list[str]:
     """The lines the C prints once the pixel loop is done (up to the image statistics)."""
     det = setup.detector
-    solid = result.omega_sum / setup.steps
+    solid = c_div(result.omega_sum, setup.steps)   # steps 0 (no source): inf, as the C prints
     return [
         "",
         "solid angle subtended by detector = %g steradian ( %g%% sphere)" % (solid, 100 * solid / 4 / math.pi),

@@ -8,6 +8,7 @@ from typing import Optional
 
 import torch
 
+from engine.config.c_numbers import c_ceil_int, c_div
 from engine.outputs.trace import TRACED_SOURCE, TraceRecorder
 from engine.render.eval_order import phi_angles, scalar
 from engine.render.kernel import LayerDetail, PixelResult, evaluate
@@ -38,7 +39,7 @@ def _geometry_lines(rec: TraceRecorder, plan: KernelPlan, layer: LayerDetail, u:
     rec.pixel("R_distance_meters", R)
     rec.pixel("omega_pixel_sr", float(layer.omega[0, u]))
     rec.pixel("close_distance_meters", det.close_distance)
-    rec.pixel("obliquity_factor", det.close_distance / R)
+    rec.pixel("obliquity_factor", c_div(det.close_distance, R))   # R = 0: inf, as the C prints
     rec.pixel("diffracted_vec", *_f(layer.d[0, u]))
     rec.pixel("incident_vec", *_f(plan.incident[0]))
     lam = float(plan.wavelengths[0])
@@ -59,7 +60,7 @@ def _term_lines(rec: TraceRecorder, plan: KernelPlan, layer: LayerDetail, u: int
         rec.pixel(name, *_f(vec))
     h, k, l = (float(x[0, u, 0, 0, 0]) for x in (layer.h, layer.k, layer.l))
     rec.pixel("hkl_frac", h, k, l)
-    rec.pixel("hkl_rounded", *(int(math.ceil(v - 0.5)) for v in (h, k, l)))
+    rec.pixel("hkl_rounded", *(c_ceil_int(v - 0.5) for v in (h, k, l)))
     phi_lines = []
     if layer.f_latt_axes is not None:
         for name, x in zip(("F_latt_a", "F_latt_b", "F_latt_c"), layer.f_latt_axes):

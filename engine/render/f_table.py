@@ -49,13 +49,15 @@ def table_lookup(ft: FTable, h: torch.Tensor, k: torch.Tensor, l: torch.Tensor) 
             i = v - 0.5
             i.ceil_().clamp_(lo, hi)
             if not ft.float_index:
-                i = i.to(torch.int64)
+                i = i.nan_to_num_(nan=lo).to(torch.int64)
             if flat is None:
                 flat = i.mul_(stride) if stride != 1 else i
             else:
                 flat.add_(i, alpha=stride)
         flat.add_(ft.offset)
-        idx = flat.reshape(-1).to(ft.index_dtype)
+        # A NaN h, k or l (λ = 0, a NaN cell) casts to INT_MIN: clamped to 0, a default_F border
+        # cell, as the C's out-of-range h0 = INT_MIN gives default_F.
+        idx = flat.reshape(-1).to(ft.index_dtype).clamp_(0, ft.table.numel() - 1)
     return ft.table.index_select(0, idx).reshape(h.shape)
 
 
@@ -76,7 +78,7 @@ def table_lookup_into(ft: FTable, h: torch.Tensor, k: torch.Tensor, l: torch.Ten
             acc.add_(tmp, alpha=stride)
     acc.add_(ft.offset)
     idx = ws.get("idx", (h.numel(),), ft.index_dtype, h.device)
-    idx.copy_(acc.reshape(-1))
+    idx.copy_(acc.reshape(-1)).clamp_(0, ft.table.numel() - 1)     # NaN hkl: see table_lookup
     out = ws.get("F_cell", h.shape, ft.table.dtype, h.device)
     torch.index_select(ft.table, 0, idx, out=out.reshape(-1))
     return out

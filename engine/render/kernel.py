@@ -13,11 +13,13 @@ exactly the bits it gets inside a chunk (the trace-only path relies on this).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 
+from engine.config.c_numbers import c_sqrt
 from engine.config.model import Shape
 from engine.render.f_table import table_lookup_into
 from engine.render.pixel_physics import dot3, final_scale, pixel_positions, polarization_factor, solid_angle
@@ -106,7 +108,9 @@ def _cache_geometry(plan: KernelPlan, ly: Layer, c: _Carried) -> torch.Tensor:
     c.omega_sum = c.omega_sum + omega_used.sum(1)
     c.omega_last = omega_used[:, -1]
     c.capture_last = ly.capture[:, -1] if smp.oversample_thick else ly.capture[:, 0]
-    c.cos2 = dot3(plan.incident[-1], ly.d[:, -1])
+    # No source at all (every divergence point cut): the C never sets cos 2θ; NaN stands for that.
+    c.cos2 = (dot3(plan.incident[-1], ly.d[:, -1]) if plan.incident.shape[0]
+              else torch.full_like(ly.R[:, -1], math.nan))
     return omega_used
 
 
@@ -291,6 +295,12 @@ def evaluate(plan: KernelPlan, spix: torch.Tensor, fpix: torch.Tensor,
     n_terms = U * S * plan.n_phi * plan.n_mos
     fast = plan.fast and not detail
     c = _start(plan, P, first_flag)
+    if S == 0:
+        # Every source was cut (-hdivsteps 1 -vdivsteps 1 with no range): the C's loops add
+        # nothing and it divides by steps = 0, so each pixel is 0/0 (NaN), as _finish gives.
+        for t in range(max(1, det.thicksteps)):
+            _cache_geometry(plan, layer(plan, spix, fpix, t), c)
+        return _finish(plan, c, [])
     layers: list[LayerDetail] = []
     for t in range(max(1, det.thicksteps)):
         ly = layer(plan, spix, fpix, t)
@@ -348,7 +358,7 @@ def omega_sum(plan: KernelPlan, spix: torch.Tensor, fpix: torch.Tensor) -> torch
                                   sdet=det.sdet, odet=det.odet, pixel_size=det.pixel_size,
                                   oversample=det.oversample, curved=det.curved,
                                   distance=det.distance, beam_vector=plan.beam_vector)
-            omega = solid_angle(torch.sqrt(dot3(pos, pos)), det.pixel_size, det.close_distance,
+            omega = solid_angle(c_sqrt(dot3(pos, pos)), det.pixel_size, det.close_distance,
                                 det.point_pixel)
             omega_first = omega[:, 0]
             total = total + (omega.sum() if smp.oversample_omega else omega_first.sum() * U)

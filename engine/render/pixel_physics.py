@@ -49,9 +49,11 @@ def pixel_positions(spix: torch.Tensor, fpix: torch.Tensor, depth: float, *, pix
     sub = pixel_size / o
     Fdet = sub * (fpix[:, None] * o + idx[None, :]).to(dtype) + sub / 2.0          # (P, o)
     Sdet = sub * (spix[:, None] * o + idx[None, :]).to(dtype) + sub / 2.0          # (P, o)
-    fast = Fdet[:, None, :, None] * fdet                                            # (P, 1, o, 3)
-    slow = Sdet[:, :, None, None] * sdet                                            # (P, o, 1, 3)
-    pos = (fast + slow + depth * odet + pix0).reshape(-1, o * o, 3)
+    shift = depth * odet
+    # One lab axis at a time (contiguous (P, o, o) planes, then one interleaving copy): several
+    # times faster than broadcasting over a trailing axis of 3, and the same operations.
+    planes = [(Sdet * sdet[c])[:, :, None] + (Fdet * fdet[c])[:, None, :] + shift[c] + pix0[c] for c in range(3)]
+    pos = torch.stack(planes, -1).reshape(-1, o * o, 3)                            # (P, o, o, 3)
     if curved:
         # Every pixel sits at ``distance`` along the beam, turned about s then f by the flat
         # position's lab y/R and z/R read as angles (only meaningful for a beam along x).

@@ -1,12 +1,12 @@
 """What a render returns (full frame or trace only)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 
+from engine.config.c_numbers import c_ceil_int
 from engine.outputs.statistics import ImageStats
 
 
@@ -22,7 +22,7 @@ class InterpolationStop:
 
     def warning_lines(self) -> tuple[str, str]:
         """The C's two warnings; the second has no newline, so the next line is glued to it."""
-        h0, k0, l0 = (math.ceil(v - 0.5) for v in (self.h, self.k, self.l))
+        h0, k0, l0 = (c_ceil_int(v - 0.5) for v in (self.h, self.k, self.l))
         return ("WARNING: out of range for three point interpolation: h,k,l,h0,k0,l0: %g,%g,%g,%d,%d,%d "
                 % (self.h, self.k, self.l, h0, k0, l0),
                 "WARNING: further warnings will not be printed! ")

@@ -8,7 +8,9 @@ from typing import Optional
 
 import torch
 
-from engine.config.model import Shape
+from engine.config.c_numbers import c_sqrt
+from engine.config.model import Mode, Shape
+from engine.config.options import UsageError
 from engine.render.f_table import table_lookup
 from engine.render.pixel_physics import capture_fraction, dot3, pixel_positions, solid_angle
 from engine.render.plan import KernelPlan
@@ -57,12 +59,28 @@ def structure_factor(plan: KernelPlan, h, k, l, term_index: Optional[torch.Tenso
     if not plan.interpolate or cutoff is None or not bool((cutoff >= 0).any()):
         return nearest
     grid = sf.grid.to(dtype=h.dtype, device=h.device)
-    interpolated = tricubic(grid, sf.h_min, sf.k_min, sf.l_min, h, k, l).to(h.dtype)
     limit = cutoff.reshape((-1,) + (1,) * (h.dim() - 1))
-    value = torch.where(term_index < limit, interpolated, nearest)
+    use = (term_index < limit).expand(h.shape)
+    if plan.setup.mode is Mode.C_PARITY:
+        _refuse_nan_stencil(h, k, l, use)
+    if bool(use.all()):
+        value = tricubic(grid, sf.h_min, sf.k_min, sf.l_min, h, k, l).to(h.dtype)
+    else:
+        # Only the terms before the stop interpolate: the stencils of the rest are never used.
+        value = nearest.index_put((use,), tricubic(grid, sf.h_min, sf.k_min, sf.l_min,
+                                                   h[use], k[use], l[use]).to(h.dtype))
     if not plan.setup.reproduces("interpolate-oob-nearest"):
         value = torch.where(term_index == limit, torch.full_like(value, sf.default_F), value)
     return value
+
+
+def _refuse_nan_stencil(h: torch.Tensor, k: torch.Tensor, l: torch.Tensor, use: torch.Tensor) -> None:
+    """The C cannot run a tricubic term at a NaN h, k or l: every range test is false, so it
+    interpolates, and (int)floor(NaN) = INT_MIN indexes its HKL table far out of bounds (a
+    segfault; seen with a flat -cell and -hkl). Its crash is its behaviour: c-parity fails too."""
+    if bool((torch.isnan(h) | torch.isnan(k) | torch.isnan(l)).logical_and(use).any()):
+        raise UsageError("c-parity: tricubic interpolation at NaN h,k,l (a degenerate cell or wavelength): "
+                         "the C reads outside its HKL table here and crashes; use -nointerpolate or fix the input")
 
 
 def out_of_range(plan: KernelPlan, h, k, l) -> torch.Tensor:
@@ -88,8 +106,9 @@ def layer(plan: KernelPlan, spix: torch.Tensor, fpix: torch.Tensor, t: int) -> L
     pos = pixel_positions(spix, fpix, t * det.thickstep, pix0=det.pix0, fdet=det.fdet, sdet=det.sdet,
                           odet=det.odet, pixel_size=det.pixel_size, oversample=det.oversample,
                           curved=det.curved, distance=det.distance, beam_vector=plan.beam_vector)
-    R = torch.sqrt(dot3(pos, pos))
-    d = pos / R[..., None]
+    R = c_sqrt(dot3(pos, pos))
+    # The C's unitize leaves a zero vector at R = 0 (a pixel at the sample): pos / inf = 0, not NaN.
+    d = pos / torch.where(R == 0, torch.inf, R)[..., None]
     # The C applies the first sub-pixel's ω and capture fraction to the whole pixel unless an
     # -oversample_omega / -oversample_thick flag asks for each sub-pixel's: compute only those used.
     omega = solid_angle(R if smp.oversample_omega else R[:, :1], det.pixel_size, det.close_distance,
@@ -103,7 +122,7 @@ def layer(plan: KernelPlan, spix: torch.Tensor, fpix: torch.Tensor, t: int) -> L
     survive = None
     if beam.dmin > 0.0:
         # The C drops a (sub-pixel, source) whose resolution 1/(2·stol) is finer than dmin.
-        stol = 0.5 * torch.sqrt(dot3(q, q))
+        stol = 0.5 * c_sqrt(dot3(q, q))
         survive = ~((stol > 0.0) & (beam.dmin > 0.5 / stol))
     return Layer(pos, R, d, omega, capture, q, survive)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from engine.config.c_numbers import c_sqrt
 from engine.render.carry_state import find_interpolation_stop, interpolation_cutoffs, thread_first_pixels
 from engine.render.chunking import check_memory, rows_per_chunk
 from engine.config.model import SimulationSetup
@@ -101,7 +102,7 @@ def _omega_sum(plan, rendered: torch.Tensor) -> float:
                     for c in range(3):
                         x = row[:, c, None] + col[None, :, c]
                         r2 = x * x if r2 is None else r2.add_(x.mul_(x))
-                    omega = solid_angle(r2.sqrt_(), det.pixel_size, det.close_distance, det.point_pixel)
+                    omega = solid_angle(c_sqrt(r2), det.pixel_size, det.close_distance, det.point_pixel)
                     total = total + torch.where(mask, omega, torch.zeros_like(omega)).sum() * weight
     return float(total)
 

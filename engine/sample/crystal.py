@@ -12,7 +12,9 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from engine.geometry.rotations import as_tensor, rotate_xyz
+from engine.config.c_flags import RTD
+from engine.config.c_numbers import c_ceil_int, c_cos, c_div, c_sin, c_sqrt
+from engine.geometry.rotations import as_tensor, cross, magnitude, rotate_xyz
 
 Scalar = Union[float, torch.Tensor]
 
@@ -31,8 +33,8 @@ def cell_volume(a: Scalar, b: Scalar, c: Scalar, alpha: Scalar, beta: Scalar, ga
     a, b, c, al, be, ga = torch.broadcast_tensors(*(as_tensor(x) if not isinstance(x, torch.Tensor) else x
                                                     for x in (a, b, c, alpha, beta, gamma)))
     half = (al + be + ga) / 2
-    skew = (torch.sin(half) * torch.sin(half - al) * torch.sin(half - be) * torch.sin(half - ga)).abs()
-    return 2.0 * a * b * c * torch.sqrt(skew)
+    skew = (c_sin(half) * c_sin(half - al) * c_sin(half - be) * c_sin(half - ga)).abs()
+    return 2.0 * a * b * c * c_sqrt(skew)
 
 
 def _clamp_cos(x: torch.Tensor) -> torch.Tensor:
@@ -41,24 +43,37 @@ def _clamp_cos(x: torch.Tensor) -> torch.Tensor:
 
 
 def reciprocal_from_cell(a: Scalar, b: Scalar, c: Scalar, alpha: Scalar, beta: Scalar,
-                         gamma: Scalar) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(a*, b*, c*, V_cell) in the standard orientation: a* along x, b* in the xy plane."""
+                         gamma: Scalar, *, impossible_as_c: bool = False,
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(a*, b*, c*, V_cell) in the standard orientation: a* along x, b* in the xy plane.
+
+    Angles that make no parallelepiped are refused, unless ``impossible_as_c``: then, as the C,
+    the volume is the tiniest double and the vectors come out inf/NaN (c-parity; the C's
+    cell code at nanoBragg.c 1898-1921 takes |skew| and replaces a volume <= 0 by DBL_MIN).
+    """
     a, b, c, al, be, ga = (as_tensor(x) if not isinstance(x, torch.Tensor) else x
                            for x in (a, b, c, alpha, beta, gamma))
-    # The C takes |skew|, so an impossible set of angles still gives a "volume"; refuse it
-    # instead (the metric determinant must be positive).
-    ca, cb, cg = torch.cos(al), torch.cos(be), torch.cos(ga)
-    if not bool((1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg > 0).all()):
-        raise ValueError("-cell: impossible unit cell angles (no such parallelepiped); check alpha beta gamma")
     V = cell_volume(a, b, c, al, be, ga)
-    if not bool((V > 0).all()):
-        raise ValueError("-cell: impossible unit cell (volume <= 0); check the lengths and angles")
+    if impossible_as_c:
+        tiny = torch.finfo(V.dtype).tiny
+        V = torch.where(V <= 0, torch.full_like(V, tiny), V)
+    else:
+        # The C takes |skew|, so an impossible set of angles still gives a "volume"; refuse it
+        # instead (the metric determinant must be positive).
+        ca, cb, cg = c_cos(al), c_cos(be), c_cos(ga)
+        if not bool((1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg > 0).all()):
+            raise ValueError("-cell: impossible unit cell angles (no such parallelepiped); check alpha beta gamma")
+        if not bool((V > 0).all()):
+            raise ValueError("-cell: impossible unit cell (volume <= 0); check the lengths and angles")
     Vs = 1.0 / V
-    la, lb, lc = b * c * torch.sin(al) * Vs, c * a * torch.sin(be) * Vs, a * b * torch.sin(ga) * Vs
-    sin_gs = torch.clamp(c * Vs / (la * lb), -1.0, 1.0)
-    cos_as = _clamp_cos((torch.cos(be) * torch.cos(ga) - torch.cos(al)) / (torch.sin(be) * torch.sin(ga)))
-    cos_bs = _clamp_cos((torch.cos(ga) * torch.cos(al) - torch.cos(be)) / (torch.sin(ga) * torch.sin(al)))
-    cos_gs = _clamp_cos((torch.cos(al) * torch.cos(be) - torch.cos(ga)) / (torch.sin(al) * torch.sin(be)))
+    la, lb, lc = b * c * c_sin(al) * Vs, c * a * c_sin(be) * Vs, a * b * c_sin(ga) * Vs
+    if impossible_as_c:
+        la, lb, lc = (torch.where(x.abs() <= 0, torch.full_like(x, tiny), x.abs()) for x in (la, lb, lc))
+    # Divided one length at a time, in the C's order, so the rounding is the C's.
+    sin_gs = torch.clamp(c * Vs / la / lb, -1.0, 1.0)
+    cos_as = _clamp_cos((c_cos(be) * c_cos(ga) - c_cos(al)) / (c_sin(be) * c_sin(ga)))
+    cos_bs = _clamp_cos((c_cos(ga) * c_cos(al) - c_cos(be)) / (c_sin(ga) * c_sin(al)))
+    cos_gs = _clamp_cos((c_cos(al) * c_cos(be) - c_cos(ga)) / (c_sin(al) * c_sin(be)))
     zero = torch.zeros_like(la)
     a_star = torch.stack([la, zero, zero])
     b_star = torch.stack([lb * cos_gs, lb * sin_gs, zero])
@@ -99,37 +114,55 @@ def real_space(a_star: torch.Tensor, b_star: torch.Tensor, c_star: torch.Tensor,
     cell's lengths and the volume is the cell's, even when a -mat file replaced the
     orientation (the C keeps -cell's lengths in that case).
     """
-    bxc, cxa, axb = (torch.linalg.cross(b_star, c_star), torch.linalg.cross(c_star, a_star),
-                     torch.linalg.cross(a_star, b_star))
+    bxc, cxa, axb = cross(b_star, c_star), cross(c_star, a_star), cross(a_star, b_star)
     V_star = (a_star * bxc).sum()
     if cell_lengths is not None:
-        la, lb, lc = cell_lengths
-        bxc = bxc * ((la / cell_V) / torch.linalg.vector_norm(bxc))
-        cxa = cxa * ((lb / cell_V) / torch.linalg.vector_norm(cxa))
-        axb = axb * ((lc / cell_V) / torch.linalg.vector_norm(axb))
+        # Tensors before dividing: torch computes float / tensor as float * (1/tensor), which
+        # rounds differently from the C's division and can move ceil(size/|a|) by one cell.
+        la, lb, lc = (as_tensor(x, cell_V.dtype, cell_V.device) for x in cell_lengths)
+        bxc = bxc * ((la / cell_V) / magnitude(bxc))
+        cxa = cxa * ((lb / cell_V) / magnitude(cxa))
+        axb = axb * ((lc / cell_V) / magnitude(axb))
         V_star = 1.0 / cell_V
     V_cell = 1.0 / V_star
     a, b, c = bxc * V_cell, cxa * V_cell, axb * V_cell
-    a_star = torch.linalg.cross(b, c) * V_star
-    b_star = torch.linalg.cross(c, a) * V_star
-    c_star = torch.linalg.cross(a, b) * V_star
+    a_star = cross(b, c) * V_star
+    b_star = cross(c, a) * V_star
+    c_star = cross(a, b) * V_star
     return CellVectors(a, b, c, a_star, b_star, c_star, V_cell)
 
 
 def cell_counts(N: Sequence[float], sample_size: Sequence[float],
                 cell_lengths_m: Sequence[float]) -> tuple[float, float, float]:
-    """Na, Nb, Nc: a sample size (m) overrides N with ceil(size/|a|); all clamped to >= 1."""
+    """Na, Nb, Nc: a sample size (m) overrides N with ceil(size/|a|); all clamped to >= 1.
+
+    As in the C (doubles throughout), a NaN cell length gives N = NaN, which the clamp keeps.
+    """
     out = []
     for n, size, length in zip(N, sample_size, cell_lengths_m):
         if size > 0:
-            n = float(math.ceil(size / length))
+            ratio = c_div(size, length)
+            n = float(math.ceil(ratio)) if math.isfinite(ratio) else ratio
         out.append(1.0 if n <= 1.0 else float(n))
     return out[0], out[1], out[2]
 
 
+def largest_size(sizes: Sequence[float]) -> float:
+    """The C's running maximum (``if (max < s) max = s``): a NaN first size stays, a later one is skipped."""
+    out = sizes[0]
+    for s in sizes[1:]:
+        if out < s:
+            out = s
+    return out
+
+
 def recommended_oversample(xtal_max: float, lambda0: float, distance: float, pixel_size: float) -> int:
-    """ceil(3 · crystal size / (λ·distance/pixel)): subpixels per axis to resolve a spot's width."""
-    n = int(math.ceil(3.0 * xtal_max / (lambda0 * distance / pixel_size)))
+    """ceil(3 · crystal size / (λ·distance/pixel)): subpixels per axis to resolve a spot's width.
+
+    As in the C, the ceiling is cast to int, so a huge, infinite (distance 0) or NaN ratio turns
+    into INT_MIN, and any result <= 0 into 1.
+    """
+    n = c_ceil_int(c_div(3.0 * xtal_max, c_div(lambda0 * distance, pixel_size)))
     return 1 if n <= 0 else n
 
 
@@ -152,7 +185,7 @@ def phi_sampling(osc: float, phistep: float, phisteps: int) -> tuple[float, floa
         phisteps = 1
     if osc < 0.0:
         if phistep <= 0.0:
-            osc = 1.0 * math.pi / 180.0
+            osc = 1.0 / RTD
             return osc, osc / phisteps, phisteps
         return phistep, phistep, 2
     if phistep < 0.0:

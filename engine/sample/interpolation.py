@@ -19,14 +19,13 @@ _DENOMS = (-6.0, 2.0, -2.0, 6.0)
 
 
 def _lagrange4(x: torch.Tensor, x_first: torch.Tensor, ya: torch.Tensor) -> torch.Tensor:
-    """Cubic through ya[..., 0:4] at nodes x_first + 0..3, evaluated at x.
+    """Cubic through ya[0:4] at nodes x_first + 0..3, evaluated at x.
 
-    x, x_first: shape S; ya: shape S + T + (4,), where T is any number of extra axes.
+    x, x_first: shape S; ya: shape (4,) + T + S, the node axis first, so that every node's values
+    are one contiguous block (T: any number of extra axes).
     """
-    extra = ya.dim() - x.dim() - 1
-    shape = x.shape + (1,) * extra
-    d = [(x - (x_first + j)).reshape(shape) for j in range(4)]
-    y0, y1, y2, y3 = ya.unbind(-1)
+    d = [x - (x_first + j) for j in range(4)]
+    y0, y1, y2, y3 = ya.unbind(0)
     t0 = d[1] * d[2] * d[3] * y0 / _DENOMS[0]
     t1 = d[0] * d[2] * d[3] * y1 / _DENOMS[1]
     t2 = d[0] * d[1] * d[3] * y2 / _DENOMS[2]
@@ -58,23 +57,25 @@ def tricubic(grid: torch.Tensor, h_min: int, k_min: int, l_min: int,
     call never fails, and the caller must pick the C's fallback (nearest neighbour or default_F).
     """
     h, k, l = torch.broadcast_tensors(h, k, l)
+    shape = h.shape
     dtype = torch.promote_types(grid.dtype, h.dtype)
-    h, k, l = h.to(dtype), k.to(dtype), l.to(dtype)
+    h, k, l = (x.reshape(-1).to(dtype) for x in (h, k, l))
     grid = grid.to(dtype)
     nh, nk, nl = grid.shape
-    offsets = torch.arange(4, device=grid.device)
+    offsets = torch.arange(4, device=grid.device)[:, None]
+    # index_select on the flat grid is several times faster than advanced indexing (same values).
+    index_dtype = torch.int32 if grid.numel() < 2 ** 31 else torch.long
 
     def stencil(x: torch.Tensor, lo: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         first = torch.floor(x) - 1.0
-        idx = (first.to(torch.long) - lo).unsqueeze(-1) + offsets
-        return first, idx.clamp(0, n - 1)
+        idx = ((first.to(torch.long) - lo) + offsets).clamp(0, n - 1)       # (4, N)
+        return first, idx.to(index_dtype)
 
     h_first, ih = stencil(h, h_min, nh)
     k_first, ik = stencil(k, k_min, nk)
     l_first, il = stencil(l, l_min, nl)
-    flat = grid.reshape(-1)
-    lin = (ih[..., :, None, None] * nk + ik[..., None, :, None]) * nl + il[..., None, None, :]
-    block = flat[lin]                                  # (..., 4, 4, 4) over h, k, l
-    along_l = _lagrange4(l, l_first, block)            # (..., 4, 4)
-    along_k = _lagrange4(k, k_first, along_l)          # (..., 4)
-    return _lagrange4(h, h_first, along_k)
+    lin = (ih[None, None] * nk + ik[None, :, None]) * nl + il[:, None, None]     # (4 l, 4 k, 4 h, N)
+    block = grid.reshape(-1).index_select(0, lin.reshape(-1)).view(lin.shape)
+    along_l = _lagrange4(l, l_first, block)            # (4 k, 4 h, N)
+    along_k = _lagrange4(k, k_first, along_l)          # (4 h, N)
+    return _lagrange4(h, h_first, along_k).reshape(shape)

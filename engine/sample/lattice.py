@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from engine.config.c_numbers import c_sqrt
 #: Sphere/cube volume correction of the ROUND shape: makes its spot integral match SQUARE's.
 ROUND_VOLUME_FACTOR = 0.723601254558268
 #: GAUSS width constant (rad² is divided by it) and TOPHAT radius² cut-off.
@@ -93,7 +94,7 @@ def round_(h: torch.Tensor, k: torch.Tensor, l: torch.Tensor, Na: float, Nb: flo
     """Ellipsoidal crystal: sinc3 of the radius in hkl space scaled by N per axis."""
     dh, dk, dl = _offsets(h, k, l)
     hrad_sqr = dh * dh * (Na * Na) + dk * dk * (Nb * Nb) + dl * dl * (Nc * Nc)
-    return (Na * Nb * Nc * ROUND_VOLUME_FACTOR) * sinc3(math.pi * torch.sqrt(hrad_sqr * fudge))
+    return (Na * Nb * Nc * ROUND_VOLUME_FACTOR) * sinc3(math.pi * c_sqrt(hrad_sqr * fudge))
 
 
 def reciprocal_radius_sqr(h: torch.Tensor, k: torch.Tensor, l: torch.Tensor,
@@ -101,8 +102,10 @@ def reciprocal_radius_sqr(h: torch.Tensor, k: torch.Tensor, l: torch.Tensor,
                           Na: float, Nb: float, Nc: float) -> torch.Tensor:
     """|Δh·a* + Δk·b* + Δl·c*|² · Na²Nb²Nc², with the static reciprocal vectors (Å⁻¹), as the C uses."""
     dh, dk, dl = _offsets(h, k, l)
-    delta = dh[..., None] * a_star + dk[..., None] * b_star + dl[..., None] * c_star
-    return (delta * delta).sum(-1) * (Na * Na * Nb * Nb * Nc * Nc)
+    # Component by component: the same products and left-to-right sums as a (..., 3) vector and
+    # sum(-1), without the slow size-3 inner axis.
+    delta = [dh * a_star[i] + dk * b_star[i] + dl * c_star[i] for i in range(3)]
+    return (delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2]) * (Na * Na * Nb * Nb * Nc * Nc)
 
 
 def gauss(rad_star_sqr: torch.Tensor, Na: float, Nb: float, Nc: float, fudge: float = 1.0) -> torch.Tensor:

@@ -17,6 +17,8 @@ from typing import Sequence
 import torch
 
 from engine.io.errors import InputFileError
+from engine.geometry.rotations import magnitude
+from engine.sample.c_text import read_rows
 
 __all__ = ["resolve_steps", "generate_sources", "read_sourcefile", "source_lines",
            "divergence_lines", "incident_directions", "UNSET_RANGE", "UNSET_STEP", "UNSET_STEPS",
@@ -206,9 +208,10 @@ def read_sourcefile(path: str | Path, beam_vector: Vector, lambda0: float,
     the C. The weight is only carried along: the C never uses it when rendering. Blank lines are
     skipped.
 
-    The C reads the missing columns of a last line that lacks its newline as 0 instead of the
-    defaults (so λ = 0); that is reproduced only with ``c_parity=True``. A field that is not a
-    number raises ``InputFileError`` naming the file and line (the C would silently read 0).
+    ``c_parity=True`` reads the file as the C does (``engine.sample.c_text``): a field that is
+    not a number reads as atof() makes it (0 for a word, which also zeroes the rest of its row),
+    and the missing columns of a last line without its newline read as 0 (so λ = 0). Otherwise
+    a field that is not a number raises ``InputFileError`` naming the file and line.
     """
     path = Path(path)
     try:
@@ -220,6 +223,20 @@ def read_sourcefile(path: str | Path, beam_vector: Vector, lambda0: float,
     beam = _floats(beam_vector)
     defaults = [-source_distance * beam[0], -source_distance * beam[1],
                 -source_distance * beam[2], 1.0, float(lambda0)]
+    if c_parity:
+        rows = [[d if math.isnan(v) else v for v, d in zip(row, defaults)] for row in read_rows(text, 5)]
+    else:
+        rows = _strict_rows(path, text, defaults)
+    if not rows:
+        raise InputFileError(f"{path}: no sources in the file; give one line 'X Y Z [weight "
+                             f"[lambda]]' per source")
+    data = torch.tensor(rows, dtype=torch.float64)
+    return data[:, 0:3].contiguous(), data[:, 4].contiguous(), data[:, 3].contiguous()
+
+
+def _strict_rows(path: Path, text: str, defaults: list[float]) -> list[list[float]]:
+    """Rows of numbers only (blank lines skipped, missing columns defaulted); anything else is
+    an ``InputFileError`` naming the line."""
     rows: list[list[float]] = []
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
@@ -228,8 +245,6 @@ def read_sourcefile(path: str | Path, beam_vector: Vector, lambda0: float,
             break
         stripped = line.strip(_SEPARATORS + "\r")
         if not stripped:
-            if c_parity and last_without_newline:
-                rows.append([0.0] * 5)   # the C counts a separator-only last line as all zeros
             continue
         fields = [f for f in _SPLIT.split(stripped) if f]
         values = []
@@ -243,23 +258,14 @@ def read_sourcefile(path: str | Path, beam_vector: Vector, lambda0: float,
                 raise InputFileError(f"{path}:{number}: column {col} is {field!r}, too large for a "
                                      f"double")
             values.append(value)
-        if c_parity and last_without_newline:
-            values += [0.0] * (5 - len(values))
-        else:
-            values += defaults[len(values):]
+        values += defaults[len(values):]
         rows.append(values)
-    if not rows:
-        raise InputFileError(f"{path}: no sources in the file; give one line 'X Y Z [weight "
-                             f"[lambda]]' per source")
-    data = torch.tensor(rows, dtype=torch.float64)
-    return data[:, 0:3].contiguous(), data[:, 4].contiguous(), data[:, 3].contiguous()
+    return rows
 
 
 def incident_directions(positions: torch.Tensor) -> torch.Tensor:
     """Unit propagation directions −unit(position), (n, 3); a zero position gives a zero vector
     (the C's unitize leaves it at zero)."""
-    # Summed in the C's order rather than by vector_norm, so the directions agree to the bit.
-    x, y, z = positions[..., 0:1], positions[..., 1:2], positions[..., 2:3]
-    mag = torch.sqrt(x * x + y * y + z * z)
+    mag = magnitude(positions).unsqueeze(-1)
     safe = torch.where(mag == 0, torch.ones_like(mag), mag)
     return torch.where(mag == 0, torch.zeros_like(positions), -(positions / safe))
