@@ -12,6 +12,7 @@ TORCH_INDEX ?=
 PYTEST_WORKERS ?= auto
 PYTEST_ARGS ?=
 GATE_ARGS   ?=
+FUZZ_GATE_ARGS ?=
 BENCH_ARGS  ?= --cases all
 FRESH_RECORDINGS ?= results/recordings-fresh
 
@@ -21,7 +22,7 @@ FRESH_RECORDINGS ?= results/recordings-fresh
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: CASE=$(CASE) (parity), NB_C_BIN=/path/to/nanoBragg (live C), NB_GOLDEN_DIR (recordings),"
-	@echo "             GATE_ARGS='--tags small' (gate), PYTEST_ARGS, PYTEST_WORKERS=$(PYTEST_WORKERS), TORCH_INDEX"
+	@echo "             GATE_ARGS='--tags small' (gate), FUZZ_GATE_ARGS (gate over cases/fuzz), PYTEST_ARGS, PYTEST_WORKERS=$(PYTEST_WORKERS), TORCH_INDEX"
 	@echo "             NB_C_SOURCE_DIR=DIR (make c offline), FRESH_RECORDINGS=$(FRESH_RECORDINGS) (recordings-check)"
 
 install: $(STAMP) ## create .venv and install nbparity with its pinned dependencies (CPU torch)
@@ -56,11 +57,15 @@ lint: install ## size/complexity limits (ruff, pylint) and layer contracts (impo
 parity: install ## compare engine and C on one case: make parity CASE=supervisor
 	$(BIN)/nbparity run $(CASE)
 
-gate: install ## parity gate over the whole registry (results/junit.xml + results/gate_summary.md)
-	$(BIN)/nbparity gate --junit results/junit.xml --summary results/gate_summary.md $(GATE_ARGS)
+gate: install ## parity gate over the whole registry, then the fuzzer's minimal cases (cases/fuzz; results/junit*.xml, gate_summary*.md)
+	@status=0; \
+	$(BIN)/nbparity gate --junit results/junit.xml --summary results/gate_summary.md $(GATE_ARGS) || status=$$?; \
+	$(BIN)/nbparity --cases-dir cases/fuzz --golden-dir cases/fuzz/recordings gate --junit results/junit_fuzz.xml \
+	  --summary results/gate_summary_fuzz.md $(FUZZ_GATE_ARGS) || status=$$?; \
+	exit $$status
 
-bench: install ## every case: overhead, render/C, process/C, floor (BENCH_ARGS=--quick: CI's short run)
-	$(BIN)/nbparity bench $(BENCH_ARGS)
+bench: install ## every case: overhead, render/C, process/C, floor, fuzz examples/min (BENCH_ARGS=--quick: CI's short run)
+	$(BIN)/nbparity bench --fuzz-rate $(BENCH_ARGS)
 
 c: install ## build the reference C binaries into golden_bin/ (sources from GitHub, or NB_C_SOURCE_DIR offline)
 	$(BIN)/nbparity build-c

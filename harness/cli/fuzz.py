@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                          "minimal cases go to cases/fuzz/")
     p.add_argument("--examples", type=int, metavar="N", help="examples to run (default 100 unless --budget)")
     p.add_argument("--budget", type=duration, metavar="TIME", help="stop after this long: 600, 90s, 10m, 1h")
+    p.add_argument("--shrink-budget", type=duration, default=60.0, metavar="TIME",
+                   help="how long one divergence may shrink (default 60s); past it the smallest failure "
+                        "so far is the minimal case (--budget bounds shrinking too)")
     p.add_argument("--seed", type=int, default=0, help="Hypothesis seed (the same seed draws the same examples)")
     p.add_argument("--families", action="append", default=[], metavar="A,B",
                    help="flag families to draw from (default all; unknown names list them)")
@@ -104,7 +107,7 @@ def handle(args: argparse.Namespace, console: CliConsole) -> int:
     impl = sides.runner(pair.impl, reference=False, golden=golden, c_bin=args.c_bin)
     plan = campaign.Plan(examples=args.examples if args.examples or args.budget else 100, budget_s=args.budget,
                          seed=args.seed, families=_families(args), database=results / "fuzz" / "hypothesis",
-                         max_pixels=args.max_pixels)
+                         max_pixels=args.max_pixels, shrink_budget_s=args.shrink_budget)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console.err, transient=False) as progress:
         task = progress.add_task("starting …", total=None)
@@ -153,16 +156,18 @@ def _extra(argv: tuple[str, ...]) -> str:
 
 def _summary(console: CliConsole, tally, written: dict[int, str], out: Path) -> None:
     console.plain(f"{tally.done} examples in {tally.example_s:.0f} s of runs ({tally.per_minute():.1f}/min), "
-                  f"{tally.shrink_runs} shrink runs, {tally.both_refused} refused by both, "
+                  f"{tally.shrink_runs} shrink runs ({tally.shrinks_cut} cut at the shrink budget), "
+                  f"{tally.both_refused} refused by both, {tally.slow} skipped (the C ran past its timeout), "
                   f"{tally.explained} explained by known C defects, {len(tally.found)} minimal divergences")
     if not tally.found:
         return
     table = Table(title="minimal divergences")
-    for col in ("case", "diverges at", "flags beyond the base argv", "pixel"):
+    for col in ("case", "diverges at", "flags beyond the base argv", "pixel", "shrink"):
         table.add_column(col)
     for f in tally.found:
+        shrink = f"{f.shrink_runs} runs, {f.shrink_s:.0f} s" + (" (cut: budget spent)" if f.cut else "")
         table.add_row(written.get(id(f), "(not written)"), f.verdict.signature, _extra(f.example.argv),
-                      str(f.example.pixel))
+                      str(f.example.pixel), shrink)
     console.out.print(table)
     if written:
         console.plain(f"reproduce: nbparity --cases-dir {out} --golden-dir {out / 'recordings'} run CASE")

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 pytest.importorskip("hypothesis")
-pytest.importorskip("distributed")
+pytest.importorskip("distributed", reason="scale-out needs dask distributed (the test and fuzz extras)")
 
 from harness.model.errors import UsageError  # noqa: E402
 from harness.service.fuzz import cluster  # noqa: E402

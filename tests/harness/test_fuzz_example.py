@@ -2,6 +2,8 @@
 reproduces (from its recording and against the live C)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,23 @@ def test_written_case_reproduces_the_divergence(tmp_path, monkeypatch):
     assert main(common + ["--live"]) == 1
     monkeypatch.setattr(lattice, "tophat", original)
     assert main(common + ["--recorded"]) == 0   # the unperturbed engine agrees with the recording
+
+
+class _WithoutDivsteps(TorchRunner):
+    """The engine run on the argv without -divsteps (a finite image where the C's is all NaN)."""
+
+    def run(self, request):
+        argv = list(request.case.argv)
+        i = argv.index("-divsteps")
+        del argv[i:i + 2]
+        return super().run(replace(request, case=request.case.model_copy(update={"argv": argv})))
+
+
+def test_an_all_nan_c_image_is_compared_not_taken_for_a_failure():
+    """`-divsteps 1` leaves the C no source: exit 0 and an all-NaN image, which the
+    implementation must reproduce (c-parity), not refuse or replace with numbers."""
+    c = CRunner(_live_c())
+    ex = Example(BASE + ("-divsteps", "1"), {}, (3, 5))
+    assert not run_example(ex, c, TorchRunner()).divergent
+    finite = run_example(ex, c, _WithoutDivsteps())
+    assert finite.divergent and finite.signature == "image", finite

@@ -59,3 +59,11 @@ def test_unknown_family_is_one_line_exit_2(capsys, tmp_path):
 def test_bad_budget_is_a_usage_error(capsys):
     assert main(["fuzz", "--budget", "ten minutes"]) == 2
     assert "--budget" in capsys.readouterr().err
+
+
+def test_every_family_field_has_a_drawable_flag():
+    """A new store_* helper in the option table must not silently drop flags from the draw
+    (store_angle once dropped -twotheta, -detector_rot*, -mosaic, -phi, -osc and -phistep)."""
+    drawn = {f.field for f in grammar.flags()}
+    # -misset's angles are drawn through its branch's 'misset_random' field (values.values).
+    assert set(grammar.FAMILY_OF_FIELD) - drawn == {"misset"}

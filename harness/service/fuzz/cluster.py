@@ -18,11 +18,12 @@ from typing import Callable, Optional
 from harness.model.environment import checkout
 from harness.model.errors import UsageError
 from harness.model.hashing import sha256_file
+from harness.model.paths import REPO_ROOT
 from harness.registry import implementations as impls
 from harness.service.fuzz import sides
 from harness.service.fuzz.campaign import Plan, Tally, run_campaign
 
-ENGINE_REPO = str(Path(__file__).resolve().parents[3])
+ENGINE_REPO = str(REPO_ROOT)
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,10 @@ def slices(plan: Plan, n: int, **common: object) -> list[Slice]:
 def merge(into: Tally, part: Tally) -> None:
     into.done += part.done
     into.shrink_runs += part.shrink_runs
+    into.shrinks_cut += part.shrinks_cut
     into.both_refused += part.both_refused
     into.explained += part.explained
+    into.slow += part.slow
     into.example_s += part.example_s
     known = {f.verdict.signature for f in into.found}
     into.found.extend(f for f in part.found if f.verdict.signature not in known)

@@ -1,9 +1,12 @@
 """One fuzz example: the reference (live C) and an implementation on the same argv and inputs.
 
 The image is compared, and the trace at the example's pixel and at the brightest pixel of the
-reference image, with the harness's comparison (harness.compare.verdict.decide). Where the
+reference image, with the harness's comparison (harness.compare.verdict.decide); then the
+output files the example asks for, byte for byte (harness.service.fuzz.outputs). Where the
 reference fails (non-zero exit, crash, timeout, all-NaN image), the implementation must fail
-too: the C's fatal errors are part of its behaviour.
+too: the C's fatal errors are part of its behaviour. A C run past ``TIMEOUT_S`` is no verdict:
+such examples are slow (an auto-oversample in the hundreds at a 1 mm distance), not hung, and
+the implementation is not run on them (``Verdict.slow``; the summary counts them).
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from harness.compare.verdict import Bars, Sides, decide
 from harness.model.errors import HarnessError
 from harness.model.run import RunOutput
 from harness.registry.cases import Case, ImageCheck, Reference, Tolerances
-from harness.runners.base import RunRequest, Runner
+from harness.runners.base import RunRequest, Runner, check_image
+from harness.service.fuzz import outputs
 from harness.service.fuzz.strategy import Example
 
 #: The bars of a fuzz example: the registry's usual float64 bars (cases/*.toml).
@@ -41,6 +45,7 @@ class Verdict:
     detail: str = ""
     both_refused: bool = False
     explained: Optional[str] = None  # a known C defect label that explains it
+    slow: bool = False               # the reference ran past TIMEOUT_S: skipped, no verdict
 
 
 def case_for(ex: Example, name: str = "fuzz") -> Case:
@@ -52,13 +57,18 @@ def case_for(ex: Example, name: str = "fuzz") -> Case:
 
 def _attempt(runner: Runner, req: RunRequest) -> tuple[Optional[RunOutput], Optional[str]]:
     """(output, None) or (None, why it failed); a C trace that lacks keys (the pixel is masked or
-    outside the ROI) still gives its image, compared without the trace."""
+    outside the ROI), or an all-NaN image, still gives its image, compared without the trace."""
     try:
         return runner.run(req), None
     except HarnessError as e:
         out = getattr(e, "output", None)
-        if out is not None and out.image is not None and out.exit_code == 0 and "lacks" in e.message:
-            return replace(out, trace_supported=False, notes=("the pixel has no complete trace",)), None
+        if out is not None and out.image is not None and out.exit_code == 0:
+            if "lacks" in e.message:
+                return replace(out, trace_supported=False, notes=("the pixel has no complete trace",)), None
+            if check_image(out.image, "C"):
+                # An all-NaN image with exit 0 is what the C does for some input it accepts (no
+                # source left, a flat cell): the implementation must write the same, not refuse.
+                return replace(out, trace_supported=False, notes=("the C wrote an all-NaN image",)), None
         return None, e.message.splitlines()[0] if e.message else type(e).__name__
 
 
@@ -115,19 +125,27 @@ def run_example(ex: Example, reference: Runner, impl: Runner) -> Verdict:
         req = RunRequest(case=case, mode=MODE, pixel=ex.pixel, data_root=root, reference=case.references[MODE],
                          timeout_s=TIMEOUT_S)
         ref, ref_err = _attempt(reference, req)
+        if ref is None and ref_err and "timed out" in ref_err:
+            return Verdict(False, detail=f"skipped: {ref_err}", slow=True)
         out, impl_err = _attempt(impl, req)
         if ref is None or out is None:
             return _failures(ref_err, impl_err)
         verdict = _compare(ref, out, case, want_image=True)
         bright = brightest(ref.image) if ref.image is not None else None
-        if verdict.divergent or bright is None or bright == tuple(ex.pixel):
+        if not (verdict.divergent or bright is None or bright == tuple(ex.pixel)):
+            verdict = _at_brightest(replace(req, pixel=bright, want_image=False), reference, impl, case)
+        if verdict.divergent:
             return verdict
-        req = replace(req, pixel=bright, want_image=False)
-        ref, ref_err = _attempt(reference, req)
-        out, impl_err = _attempt(impl, req)
-        if ref is None or out is None:
-            return _failures(ref_err, impl_err)
-        return _compare(ref, out, case, want_image=False)
+        differs = outputs.difference(ex, reference, impl, root, mode=MODE, timeout_s=TIMEOUT_S)
+        return Verdict(True, f"output:{differs[0]}", None, differs[1]) if differs else verdict
+
+
+def _at_brightest(req: RunRequest, reference: Runner, impl: Runner, case: Case) -> Verdict:
+    ref, ref_err = _attempt(reference, req)
+    out, impl_err = _attempt(impl, req)
+    if ref is None or out is None:
+        return _failures(ref_err, impl_err)
+    return _compare(ref, out, case, want_image=False)
 
 
 #: Engine exceptions that are a clean refusal (one line, exit 2 from the engine's CLI).

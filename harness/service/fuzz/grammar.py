@@ -84,7 +84,7 @@ def _field_and_kind(branch: c_flags.Branch) -> tuple[Optional[str], str]:
     if qual.startswith("store_constants"):
         fields = next((c for c in cells if isinstance(c, dict)), {})
         return next(iter(fields), None), "switch"
-    kinds = {"store_float": "float", "store_int": "int", "store_text": "file", "store_vector": "vector",
+    kinds = {"store_float": "float", "store_angle": "float", "store_int": "int", "store_text": "file", "store_vector": "vector",
              "_stol": "file", "_seed": "int"}
     for prefix, kind in kinds.items():
         if qual.startswith(prefix):

@@ -3,7 +3,9 @@
 The argv is a small base (cell, N, F, λ, distance, a detector of at most 128² pixels, no noise
 or PGM output) followed by a list of flags drawn from the selected families of the option
 table. Hypothesis shrinks that list towards empty and each value towards its first edge, so a
-minimal example keeps only the flags a divergence needs.
+minimal example keeps only the flags a divergence needs. One example in four (where the
+'outputs' family is drawn) also asks for output files (-intfile, -pgmfile, -noisefile), kept
+apart from the argv (a case's argv names no output file) and compared byte for byte.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Optional, Sequence
 from hypothesis import strategies as st
 
 from harness.service.fuzz import grammar, inputs, values
+from harness.service.record import SIDE_OUTPUT_FLAGS
 
 #: Largest detector side drawn by default (throughput: issue 14 asks for <= 128²).
 MAX_PIXELS = 128
@@ -23,11 +26,13 @@ class Example:
     argv: tuple[str, ...]
     files: dict[str, bytes] = field(default_factory=dict)
     pixel: tuple[int, int] = (0, 0)
+    outputs: tuple[str, ...] = ()  # output flags (-intfile, -pgmfile, -noisefile) whose files are compared
 
     def families(self) -> list[str]:
-        """The flag families this argv touches (a minimal case's tags)."""
+        """The flag families this example touches (a minimal case's tags)."""
         by_name = {f.name: f.family for f in grammar.flags()}
-        return sorted({by_name[t] for t in self.argv if t in by_name and t not in BASE_FLAGS})
+        touched = {by_name[t] for t in self.argv if t in by_name and t not in BASE_FLAGS}
+        return sorted(touched | ({"outputs"} if self.outputs else set()))
 
 
 BASE_FLAGS = frozenset({"-cell", "-N", "-default_F", "-lambda", "-distance", "-pixel", "-detpixels",
@@ -53,8 +58,7 @@ def examples(draw: st.DrawFn, families: Optional[Sequence[str]] = None, max_pixe
     argv = [*draw(_cell()), "-N", draw(st.sampled_from(("3", "1", "2", "5"))), "-default_F", "100",
             "-lambda", "1", "-distance", "100", "-pixel", "0.1", "-detpixels", str(n),
             "-nonoise", "-nopgm", "-noprogress"]
-    pool = [f for fams in grammar.flags_by_family(set(families) if families else None).values() for f in fams
-            if f.family != "outputs"]
+    pool = [f for fams in grammar.flags_by_family(set(families) if families else None).values() for f in fams]
     files: dict[str, bytes] = {}
     if pool:
         # Not unique_by: Hypothesis shrinks unique sampled lists poorly (flags stayed in minimal cases).
@@ -66,4 +70,11 @@ def examples(draw: st.DrawFn, families: Optional[Sequence[str]] = None, max_pixe
             else:
                 argv += [flag.name, *draw(values.values(flag, size))]
     pixel = (draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1)))
-    return Example(tuple(argv), files, pixel)
+    outputs: tuple[str, ...] = ()
+    # Shrinks towards False: a minimal case keeps output files only when they are what diverges.
+    if (families is None or "outputs" in families) and draw(st.sampled_from((False, False, False, True))):
+        outputs = tuple(draw(st.lists(st.sampled_from(tuple(SIDE_OUTPUT_FLAGS)), min_size=1, max_size=3,
+                                      unique=True)))
+        if "-noisefile" in outputs and "-seed" not in argv:
+            argv += ["-seed", "1"]  # the C seeds its noise from the clock otherwise
+    return Example(tuple(argv), files, pixel, outputs)
