@@ -5,6 +5,7 @@ import argparse
 import json
 
 from harness.cli.common import CliConsole
+from harness.model.errors import UsageError
 from harness.registry import implementations as impls
 from harness.report.console import rows_table
 
@@ -24,12 +25,23 @@ def _can(impl: impls.Implementation) -> str:
     return " ".join(words + ["/".join(c.devices), "/".join(c.dtypes)])
 
 
+def _command(impl: impls.Implementation) -> str:
+    """Its expanded command, or the template and why it cannot be expanded here (a listing is
+    not a run: an unset variable is shown, not raised)."""
+    if impl.kind != "command":
+        return str(impl.entry)
+    try:
+        return " ".join(impl.argv_prefix())
+    except UsageError as e:
+        return f"(not runnable here: {e.message})"
+
+
 def handle(args: argparse.Namespace, console: CliConsole) -> int:
     registry = impls.load_registry(args.impls)
     if args.json:
         print(json.dumps({n: i.model_dump(mode="json") for n, i in registry.items()}, indent=2))
         return 0
-    rows = ((i.name, i.kind, " ".join(i.argv_prefix()) if i.kind == "command" else str(i.entry),
+    rows = ((i.name, i.kind, _command(i),
              i.trace_prefix if i.can.trace else "(image only)", _can(i),
              ", ".join(f"{a}→{b}" for a, b in i.keys.items()) + ("; " if i.keys and i.units else "")
              + ", ".join(f"{k} in {u.unit}" for k, u in i.units.items()), i.description)

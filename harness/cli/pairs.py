@@ -9,10 +9,10 @@ from harness.registry import implementations as impls
 from harness.service.pair import Pair
 
 
-def add_pair_options(p: argparse.ArgumentParser) -> None:
+def add_pair_options(p: argparse.ArgumentParser, impl_help: str = "gate takes a comma-separated list") -> None:
     p.add_argument("--impl", default=impls.DEFAULT_IMPL, metavar="NAME",
                    help=f"implementation under test (default {impls.DEFAULT_IMPL}; `nbparity impls` lists them; "
-                        "gate takes a comma-separated list)")
+                        f"{impl_help})")
     p.add_argument("--vs", default=impls.DEFAULT_VS, metavar="NAME",
                    help=f"implementation it is compared with, the reference (default {impls.DEFAULT_VS})")
     p.add_argument("--impls", metavar="FILE",
@@ -28,14 +28,19 @@ def pairs_from_args(args: argparse.Namespace) -> list[Pair]:
     names = [n.strip() for n in args.impl.split(",") if n.strip()]
     if not names:
         raise UsageError("--impl: expected an implementation name (`nbparity impls` lists them)")
-    return [Pair(impls.resolve(n, registry), vs) for n in names]
+    pairs = [Pair(impls.resolve(n, registry), vs) for n in names]
+    for impl in (vs, *(p.impl for p in pairs)):
+        if impl.kind == "command" and impl.reference_kind is None:
+            impl.argv_prefix()  # an unset ${VAR:?…} is one usage line now, not an error per case
+    return pairs
 
 
 def pair_from_args(args: argparse.Namespace) -> Pair:
     """The one pair of ``--impl A --vs B`` (`run` compares one pair)."""
     pairs = pairs_from_args(args)
     if len(pairs) > 1:
-        raise UsageError(f"--impl: run compares one implementation, got {args.impl!r} (gate takes a list)")
+        raise UsageError(f"--impl: {args.command} compares one implementation, got {args.impl!r} "
+                         "(gate takes a list)")
     return pairs[0]
 
 

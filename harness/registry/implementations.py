@@ -8,7 +8,7 @@ per implementation, validated here like the case files::
 
     [hoidn]
     kind = "command"
-    command = ["${NB_HOIDN_PYTHON:-python}", "-m", "nanobrag_torch"]
+    command = ["${NB_HOIDN_PYTHON:?the python of its venv}", "-m", "nanobrag_torch"]
     trace_prefix = "TRACE_PY"
     [hoidn.units]
     pix0_vector_meters = { unit = "mm", factor = 1e-3 }
@@ -28,14 +28,17 @@ from harness.compare import keys
 from harness.compare.conventions import Convention, UnitConversion
 from harness.model.errors import CaseFileError, UsageError
 from harness.model.paths import REPO_ROOT
-from harness.registry.cases import SLUG, _loc
+from harness.registry.cases import SLUG, _loc, expected_at_word
 
 Kind = Literal["command", "in-process"]
 ReferenceKind = Literal["instrumented-c", "fixed-c"]
 
 #: The C's console line that gives the detector size, "(FASTxSLOW pixels)".
 C_DETECTOR_SIZE = r"\((?P<fast>\d+)x(?P<slow>\d+) pixels\)"
-_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_]\w*)(?::-(?P<default>[^}]*))?\}")
+_VAR = re.compile(r"\$\{(?P<name>[A-Za-z_]\w*)(?:(?P<op>:-|:\?)(?P<arg>[^}]*))?\}")
+#: ``NAME=PATH``: while `nbparity bisect --impl NAME` probes a commit, the worktree that stands for
+#: that implementation's ``{checkout}`` (set by harness.service.bisect for the run it starts).
+CHECKOUT_ENV = "NB_IMPL_CHECKOUT"
 
 
 class _Frozen(BaseModel):
@@ -59,13 +62,33 @@ class Capabilities(_Frozen):
     dtypes: list[str] = Field(default_factory=lambda: ["float64"])
 
 
+class KnownFailure(_Frozen):
+    """A case this implementation is known to fail against ``vs``: the pair gate's xfail mark.
+
+    A case file's own ``expected_failure`` describes the bundled engine against the C and never
+    applies to another pair; an implementation's known failures live in its own entry.
+    """
+
+    reason: str = Field(min_length=1)
+    #: The first trace key expected to diverge (name or alias), 'image' or 'engine'.
+    at: str
+    #: The reference it fails against.
+    vs: str = "c"
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: str) -> str:
+        return expected_at_word(v)
+
+
 class Implementation(_Frozen):
     """One registered implementation (see the module docstring for the TOML shape)."""
 
     name: str
     kind: Kind
     description: str = ""
-    #: argv prefix; ``${VAR}``/``${VAR:-default}``, ``{python}`` and ``{repo}`` are expanded.
+    #: argv prefix; ``${VAR}``/``${VAR:-default}``, ``{python}``, ``{repo}`` and ``{checkout}`` (the
+    #: ``repository``, or the commit bisect is probing) are expanded.
     command: list[str] = Field(default_factory=list)
     #: ``module:function`` with engine.api.run's contract (in-process kind only).
     entry: Optional[str] = None
@@ -92,6 +115,13 @@ class Implementation(_Frozen):
     #: For the C: the environment variable naming a live binary (its default path is `command`).
     binary_env: Optional[str] = None
     timeout_s: Optional[float] = Field(default=None, gt=0)
+    #: Its source as a git checkout (``${VAR}`` expanded): what `nbparity bisect --impl` searches.
+    repository: Optional[str] = None
+    #: Environment that makes ``command`` run the code of ``{checkout}`` rather than an installed
+    #: copy (e.g. ``PYTHONPATH = "{checkout}/src"``); applied only while bisect probes a commit.
+    checkout_env: dict[str, str] = Field(default_factory=dict)
+    #: Case name -> its known failure when this implementation is under test (``[NAME.expected_failures]``).
+    expected_failures: dict[str, KnownFailure] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -142,7 +172,38 @@ class Implementation(_Frozen):
         """The command with variables expanded (a live binary from ``binary_env`` first)."""
         if self.binary_env and os.environ.get(self.binary_env):
             return [os.path.expanduser(os.environ[self.binary_env]), *self.command[1:]]
-        return [expand(tok) for tok in self.command]
+        return [self._expand(tok) for tok in self.command]
+
+    def probed_checkout(self) -> Optional[str]:
+        """The worktree bisect is probing for this implementation (see :data:`CHECKOUT_ENV`)."""
+        name, sep, path = os.environ.get(CHECKOUT_ENV, "").partition("=")
+        return path if sep and name == self.name and path else None
+
+    def repository_path(self) -> Optional[str]:
+        return expand(self.repository) if self.repository else None
+
+    def known_failure(self, case: str, vs: str) -> Optional[KnownFailure]:
+        """Its mark for ``case`` when compared with ``vs``, if it has one."""
+        mark = self.expected_failures.get(case)
+        return mark if mark is not None and mark.vs == vs else None
+
+    def runs_a_checkout(self) -> bool:
+        """Whether its command or checkout_env uses ``{checkout}`` (else bisect has nothing to vary)."""
+        return any("{checkout}" in tok for tok in (*self.command, *self.checkout_env.values()))
+
+    def run_env(self) -> dict[str, str]:
+        """Its own environment, plus checkout_env while bisect probes one of its commits."""
+        probing = self.probed_checkout() is not None
+        return {**self.env, **({k: self._expand(v) for k, v in self.checkout_env.items()} if probing else {})}
+
+    def _expand(self, token: str) -> str:
+        if "{checkout}" in token:
+            checkout = self.probed_checkout() or self.repository_path()
+            if not checkout:
+                raise UsageError(f"implementation {self.name!r} runs {{checkout}} but names no `repository` "
+                                 "(the git checkout of its source): add one to its entry")
+            token = token.replace("{checkout}", checkout)
+        return expand(token)
 
     def mode_flags(self, mode: str) -> list[str]:
         if not self.modes:
@@ -154,10 +215,20 @@ class Implementation(_Frozen):
 
 
 def expand(token: str) -> str:
-    """``${VAR}``, ``${VAR:-default}``, ``{python}``, ``{repo}`` and ``~`` in one argv token."""
+    """``${VAR}``, ``${VAR:-default}``, ``${VAR:?how to set it}``, ``{python}``, ``{repo}`` and ``~``
+    in one argv token; an unset ``${VAR:?…}`` is a one-line UsageError with that text (an entry
+    for a program installed per machine names no machine's path)."""
     token = token.replace("{python}", sys.executable).replace("{repo}", str(REPO_ROOT))
-    token = _VAR.sub(lambda m: os.environ.get(m["name"]) or (m["default"] or ""), token)
-    return os.path.expanduser(token)
+    return os.path.expanduser(_VAR.sub(_variable, token))
+
+
+def _variable(m: re.Match) -> str:
+    value = os.environ.get(m["name"])
+    if value:
+        return value
+    if m["op"] == ":?":
+        raise UsageError(f"{m['name']} is not set: {m['arg'] or 'set it to run this implementation'}")
+    return m["arg"] or ""
 
 
 # ---------------------------------------------------------------- built-ins

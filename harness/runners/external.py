@@ -47,14 +47,15 @@ class ExternalRunner:
         impl = self.impl
         staged = check_inputs(request)
         env, pinned = process.pinned_env(request.case.c_threads)
-        env.update(impl.env)
+        own_env = impl.run_env()
+        env.update(own_env)
         timeout = impl.timeout_s or request.timeout_s
         with process.private_workdir(f"{impl.name}-{request.case.name}", keep=self.keep_workdir) as workdir:
             inputs.stage(staged, workdir)
             argv = self.command(request, workdir)
             _check_executable(impl, argv[0])
             done = process.run(argv, cwd=workdir, env=env, timeout_s=timeout)
-            out = RunOutput(runner=impl.name, argv=tuple(argv), cwd=str(workdir), env={**pinned, **impl.env},
+            out = RunOutput(runner=impl.name, argv=tuple(argv), cwd=str(workdir), env={**pinned, **own_env},
                             description=f"{impl.name}: {impl.description or 'command'} ({' '.join(argv[:3])} …)",
                             exit_code=done.exit_code, stdout=done.stdout_text, stderr=done.stderr_text,
                             wall_s=done.wall_s, peak_rss_bytes=done.peak_rss_bytes, trace_supported=impl.can.trace,

@@ -1,4 +1,5 @@
-"""Find the first commit where a case went bad: binary search over the project's history.
+"""Find the first commit where a case went bad: binary search over the project's history, or
+over another implementation's own repository (`bisect --impl`, judged by the pair run).
 
 Each probed commit is checked out into its own ``git worktree add --detach`` under a temporary
 directory (the user's checkout and index are never touched) and removed afterwards. The
@@ -21,6 +22,7 @@ from typing import Any, Callable, Optional
 
 from harness.model.environment import run_git
 from harness.model.errors import UsageError
+from harness.registry.implementations import CHECKOUT_ENV
 from harness.service.ledger import selected_delta
 
 
@@ -206,7 +208,22 @@ def bisect(repo: Path, case: str, good: str, bad: str, *, evaluate: Optional[Eva
     return result
 
 
-# ---------------------------------------------------------------- the default evaluator
+# ---------------------------------------------------------------- the evaluators
+
+
+def _run_harness(argv: list[str], cwd: Optional[Path], env_update: dict[str, str], key: Optional[str],
+                 timeout_s: float, cannot_run: tuple[int, ...] = ()) -> Verdict:
+    """``python -m harness run … --json`` with evidence in a throw-away directory (also its cwd
+    when ``cwd`` is None), as a Verdict."""
+    with tempfile.TemporaryDirectory(prefix="nbparity-bisect-results-") as res:
+        env = {k: v for k, v in os.environ.items() if k not in ("NB_CASES_DIR", "NB_RESULTS_DIR")}
+        env.update(env_update, NB_RESULTS_DIR=res)
+        try:
+            p = subprocess.run([sys.executable, "-m", "harness", "run", *argv, "--json"],
+                               cwd=cwd or res, env=env, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return Verdict(ok=False, status="timeout", skip=True, detail=f"timed out after {timeout_s:g} s")
+    return verdict_from_run(p.returncode, p.stdout, p.stderr, key, cannot_run)
 
 
 def harness_evaluator(case: str, *, key: Optional[str] = None, extra_args: tuple[str, ...] = ("--trace-only",),
@@ -223,21 +240,42 @@ def harness_evaluator(case: str, *, key: Optional[str] = None, extra_args: tuple
     golden = Path(golden_dir) if golden_dir else paths.golden_dir()
 
     def evaluate(worktree: Path) -> Verdict:
-        with tempfile.TemporaryDirectory(prefix="nbparity-bisect-results-") as res:
-            env = {k: v for k, v in os.environ.items() if k not in ("NB_CASES_DIR", "NB_RESULTS_DIR")}
-            env.update(PYTHONPATH=str(worktree), NB_GOLDEN_DIR=str(golden), NB_RESULTS_DIR=res)
-            try:
-                p = subprocess.run([sys.executable, "-m", "harness", "run", case, "--json", *extra_args],
-                                   cwd=worktree, env=env, capture_output=True, text=True, timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                return Verdict(ok=False, status="timeout", skip=True, detail=f"timed out after {timeout_s:g} s")
-        return verdict_from_run(p.returncode, p.stdout, p.stderr, key)
+        return _run_harness([case, *extra_args], worktree, dict(PYTHONPATH=str(worktree), NB_GOLDEN_DIR=str(golden)),
+                            key, timeout_s)
 
     return evaluate
 
 
-def verdict_from_run(returncode: int, stdout: str, stderr: str, key: Optional[str] = None) -> Verdict:
-    """Parse the ``--json`` result of one run; anything unparsable is a skip, not a verdict."""
+def pair_evaluator(case: str, impl: str, vs: str, *, key: Optional[str] = None,
+                   extra_args: tuple[str, ...] = ("--trace-only",), impls_file: Optional[str] = None,
+                   golden_dir: Optional[Path] = None, cases_dir: Optional[Path] = None,
+                   timeout_s: float = 3600.0) -> Evaluate:
+    """Judge a commit of implementation ``impl``'s own repository by the pair run
+    ``nbparity run CASE --impl IMPL --vs VS`` of this project, with that commit's worktree as the
+    implementation's ``{checkout}`` (harness.registry.implementations.CHECKOUT_ENV).
+
+    The verdict is git bisect's: parity is good, a divergence bad, and a commit where the pair
+    cannot run (the implementation crashes or is not runnable there: exit 2 or 3) is skipped.
+    """
+    from harness.model import paths  # noqa: PLC0415
+
+    golden = Path(golden_dir) if golden_dir else paths.golden_dir()
+    cases = Path(cases_dir) if cases_dir else paths.cases_dir()
+    impls = ("--impls", str(Path(impls_file).resolve())) if impls_file else ()
+    argv = [case, "--impl", impl, "--vs", vs, *impls, *extra_args]
+
+    def evaluate(worktree: Path) -> Verdict:
+        # This project's harness and cases; only the implementation's code is the probed commit's.
+        env = {CHECKOUT_ENV: f"{impl}={worktree}", "NB_GOLDEN_DIR": str(golden), "NB_CASES_DIR": str(cases)}
+        return _run_harness(argv, None, env, key, timeout_s, cannot_run=(2, 3))
+
+    return evaluate
+
+
+def verdict_from_run(returncode: int, stdout: str, stderr: str, key: Optional[str] = None,
+                     cannot_run: tuple[int, ...] = ()) -> Verdict:
+    """Parse the ``--json`` result of one run; anything unparsable is a skip, not a verdict, and so
+    is an exit code in ``cannot_run`` (the commit could not be run, rather than ran and differed)."""
     try:
         res = json.loads(stdout)
         status = res["status"]
@@ -247,6 +285,8 @@ def verdict_from_run(returncode: int, stdout: str, stderr: str, key: Optional[st
         return Verdict(ok=False, status="unjudged", skip=True, detail=f"exit {returncode}: {last[:200]}")
     if status in ("input-error", "reference-error") and exit_code == 2:
         # The case or its inputs do not exist at this commit: it cannot say good or bad.
+        return Verdict(ok=False, status=status, skip=True, detail=str(res.get("failure") or status))
+    if exit_code in cannot_run:
         return Verdict(ok=False, status=status, skip=True, detail=str(res.get("failure") or status))
     fd = res.get("first_divergence") or {}
     delta = fd.get("abs_diff")

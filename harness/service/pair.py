@@ -25,7 +25,7 @@ from harness.registry.implementations import DEFAULT_IMPL, DEFAULT_VS, Implement
 from harness.report.evidence import EvidenceDir
 from harness.runners.base import Runner
 from harness.runners.external import runner_for
-from harness.service.gate import ERROR, FAIL, PASS, GateItem, first_line
+from harness.service.gate import ERROR, FAIL, PASS, XFAIL, XPASS, GateItem, judge
 from harness.service.gate import Outcome as GateOutcome
 from harness.service import workers
 
@@ -71,13 +71,13 @@ def run_pair(case: Case, pair: Pair, opts: RunOptions, ctx: Context) -> ParityRe
             outcome = _compare(pair, plan, outs.reference, outs.engine)
             update = outcome.update
         except HarnessError as e:
-            update = pipeline._failure(e, outs)  # the one rule for what a failed run keeps
+            update = pipeline.failure_update(e, outs)  # the one rule for what a failed run keeps
         update.update(reference=_info(outs.reference, ref_runner, pair.vs),
                       engine=_info(outs.engine, cand_runner, pair.impl))
         result = result.model_copy(update=update)
         ev.write_json("pair.json", {"impl": pair.impl.model_dump(mode="json"), "vs": pair.vs.model_dump(mode="json")})
         # The same evidence as a default run: commands, traces, images kept, report, pictures.
-        result = pipeline._evidence(ev, result, outcome, plan, outs, opts, replace(ctx, engine_runner=cand_runner))
+        result = pipeline.write_evidence(ev, result, outcome, plan, outs, opts, replace(ctx, engine_runner=cand_runner))
         final = ev.commit()
     return result.model_copy(update=dict(evidence_dir=str(final)))
 
@@ -124,8 +124,9 @@ def pair_options(opts: RunOptions, **changes) -> RunOptions:
 
 @dataclass(frozen=True)
 class PairItem(GateItem):
-    """One case of the registry run as a pair; the registry's expected-failure marks describe the
-    bundled engine against the C, so a pair has none."""
+    """One case of the registry run as a pair. The case file's expected-failure marks describe the
+    bundled engine against the C and never apply here; the marks that do are the implementation
+    under test's own (its registry entry's ``expected_failures`` for this case and reference)."""
 
     pair: Optional[Pair] = None
 
@@ -135,11 +136,13 @@ class PairItem(GateItem):
 
     @property
     def expected_failure(self) -> Optional[str]:
-        return None
+        mark = self.pair.impl.known_failure(self.case.name, self.pair.vs.name) if self.pair else None
+        return mark.reason if mark else None
 
     @property
     def expected_at(self) -> Optional[str]:
-        return None
+        mark = self.pair.impl.known_failure(self.case.name, self.pair.vs.name) if self.pair else None
+        return mark.at if mark else None
 
 
 def pair_plan(cases: Iterable[Case], pair: Pair) -> list[PairItem]:
@@ -147,15 +150,24 @@ def pair_plan(cases: Iterable[Case], pair: Pair) -> list[PairItem]:
     return [PairItem(c, c.mode, pair) for c in sorted(cases, key=lambda c: c.name)]
 
 
+def stale_marks(pairs: Iterable[Pair], cases: Iterable[Case]) -> list[str]:
+    """Known-failure marks of the implementations under test that name no registered case (a
+    renamed case would otherwise drop its mark silently); each one fails the gate."""
+    names = {c.name for c in cases}
+    return [f"implementation {p.impl.name}: expected_failures names case {case!r}, which is not in the "
+            "registry (rename or remove the mark)"
+            for p in pairs for case in p.impl.expected_failures if case not in names]
+
+
 def run_pair_item(item: PairItem, opts: RunOptions, ctx: Context) -> GateOutcome:
-    """Run one case as a pair: pass on parity, fail on a divergence, error otherwise."""
+    """Run one case as a pair, judged as the gate judges (pass, fail, error, and xfail/xpass
+    against the implementation's own marks)."""
     t0 = time.monotonic()
     try:
         result = run_pair(item.case, item.pair, pair_options(opts, mode=item.mode), ctx)
     except HarnessError as e:  # before any run: usage/case problems
         return GateOutcome(item, ERROR, e.message, time.monotonic() - t0)
-    outcome = {0: PASS, 1: FAIL}.get(result.exit_code, ERROR)
-    line = first_line(result)
+    outcome, line = judge(item, result)
     if outcome != PASS and result.evidence_dir:
         line += f" (evidence: {result.evidence_dir})"
     return GateOutcome(item, outcome, line, time.monotonic() - t0, result)
@@ -187,9 +199,10 @@ def pair_row(o: GateOutcome) -> dict:
 
 def pair_markdown(outcomes: Sequence[GateOutcome], pair: Pair, wall_s: float) -> str:
     """The pair gate's table: per case, the first divergent key and the image metrics."""
-    c = {k: sum(1 for o in outcomes if o.outcome == k) for k in (PASS, FAIL, ERROR)}
+    c = {k: sum(1 for o in outcomes if o.outcome == k) for k in (PASS, XFAIL, FAIL, XPASS, ERROR)}
     lines = [f"## nbparity gate --impl {pair.impl.name} --vs {pair.vs.name}", "",
-             f"{len(outcomes)} cases in {wall_s:.0f} s: {c[PASS]} parity, {c[FAIL]} diverge, {c[ERROR]} error.", "",
+             f"{len(outcomes)} cases in {wall_s:.0f} s: {c[PASS]} parity, {c[FAIL]} diverge, {c[ERROR]} error"
+             + (f", {c[XFAIL]} known failures, {c[XPASS]} unexpected passes" if c[XFAIL] or c[XPASS] else "") + ".", "",
              "| case | outcome | first divergent key (stage, abs diff) | values compared | pixels over tol | "
              "max abs diff / max ref | correlation | sum ratio | time (s) |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.compare import conventions
@@ -145,22 +146,29 @@ def _pair_run(tmp_path: Path, impl: impls.Implementation, vs: str, case: str = "
     ctx = Context(golden_dir=paths.golden_dir(), results_dir=tmp_path / "results", cases_dir=paths.cases_dir())
     vs_impl = impls.load_registry(files=[])[vs] if isinstance(vs, str) else vs
     return run_pair(load_case(paths.cases_dir() / f"{case}.toml"), Pair(impl, vs_impl),
-                    RunOptions(autotrace=False, pictures=False, **opts), ctx)
+                    RunOptions(**{"autotrace": False, "pictures": False, **opts}), ctx)
 
 
 @pytest.fixture(scope="module")
 def fake_runs(tmp_path_factory, golden_dir):
-    """The fake port against the engine twice: with its perturbation, and without it."""
+    """The fake port against the engine twice: with its perturbation (its pictures' titles
+    recorded in PICTURE_CALLS), and without it."""
+    from harness.report import pictures  # noqa: PLC0415 - patched for this fixture only
+
     tmp = tmp_path_factory.mktemp("fake")
     fake = _fake(tmp)
     mp = pytest.MonkeyPatch()
     try:
-        perturbed = _pair_run(tmp, fake, "engine")
+        mp.setattr(pictures, "write_run_images", lambda *a, **kw: PICTURE_CALLS.append(kw) or {})
+        perturbed = _pair_run(tmp, fake, "engine", pictures=True)
         mp.setenv("FAKE_PORT_PERTURB", "none")
         clean = _pair_run(tmp, fake, "engine")
     finally:
         mp.undo()
     return perturbed, clean
+
+
+PICTURE_CALLS: list[dict] = []
 
 
 def _row(result, label):
@@ -186,6 +194,79 @@ def test_fake_port_without_its_perturbation_is_parity(fake_runs):
     assert clean.counts["not_traced_by_fake"] >= 1 and clean.image["ok"]
     evidence = Path(clean.evidence_dir)
     assert (evidence / "pair.json").is_file() and "fake" in (evidence / "commands.txt").read_text()
+
+
+def test_a_pair_run_titles_its_pictures_with_both_side_names(fake_runs, tmp_path):
+    from harness.report import pictures  # noqa: PLC0415 - matplotlib is optional
+    from PIL import Image  # noqa: PLC0415
+
+    assert [kw["sides"] for kw in PICTURE_CALLS] == [("engine", "fake")]   # what run_pair passed
+    img = np.arange(64 * 64, dtype=np.float64).reshape(64, 64)
+    pics = pictures.write_run_images(tmp_path, img, img * 1.01, sides=("c", "hoidn"))
+    titles = {name: Image.open(pic.path).info.get("Title") for name, pic in pics.items()}
+    assert titles["c_image.png"] == "c image" and titles["torch_image.png"] == "hoidn image"
+    assert titles["abs_diff.png"] == "|hoidn − c|"
+    (tmp_path / "d").mkdir()
+    default = pictures.write_run_images(tmp_path / "d", img, img, beam_center=(32, 32))
+    assert Image.open(default["abs_diff.png"].path).info.get("Title") == "|torch − C|"
+
+
+# ---------------------------------------------------------------- known failures of a pair
+
+
+def _marked(tmp_path: Path, at: str = "F_latt_b", vs: str = "engine") -> impls.Implementation:
+    mark = f'\n[fake.expected_failures.phi_rotation_9steps]\nreason = "planted"\nat = "{at}"\nvs = "{vs}"\n'
+    return _fake(tmp_path, FAKE_TOML + mark)
+
+
+def _pair_item(impl: impls.Implementation, vs: str = "engine", case_mark: bool = False):
+    from harness.model import paths  # noqa: PLC0415
+    from harness.registry.cases import load_case  # noqa: PLC0415
+    from harness.service.pair import Pair, PairItem  # noqa: PLC0415
+
+    case = load_case(paths.cases_dir() / "phi_rotation_9steps.toml")
+    if case_mark:
+        case = case.model_copy(update={"expected_failure": "engine vs C", "expected_failure_at": "F_latt_b"})
+    return PairItem(case, case.mode, Pair(impl, impls.load_registry(files=[])[vs]))
+
+
+def test_a_case_files_mark_never_applies_to_another_pair(tmp_path):
+    from harness.service.gate import GateItem  # noqa: PLC0415
+
+    item = _pair_item(_fake(tmp_path), case_mark=True)
+    assert GateItem(item.case, item.mode).expected_failure == "engine vs C"   # the engine's gate has it
+    assert item.expected_failure is None and item.expected_at is None          # the pair does not
+
+
+def test_an_implementations_own_mark_makes_its_known_failure_xfail(fake_runs, tmp_path, monkeypatch):
+    from harness.service import gate, pair  # noqa: PLC0415
+
+    perturbed, clean = fake_runs
+    marked = _pair_item(_marked(tmp_path))
+    assert (marked.expected_failure, marked.expected_at) == ("planted", "F_latt_b")
+    monkeypatch.setattr(pair, "run_pair", lambda *a, **kw: perturbed)
+    from harness.pipeline import RunOptions  # noqa: PLC0415
+
+    assert pair.run_pair_item(marked, RunOptions(), None).outcome == gate.XFAIL        # the run path judges
+    assert gate.judge(marked, clean)[0] == gate.XPASS                                   # a mark cannot rot
+    outcome, msg = gate.judge(_pair_item(_marked(tmp_path, at="rot_b_angstroms")), perturbed)
+    assert outcome == gate.FAIL and "not at rot_b_angstroms as marked" in msg          # only what it names
+    assert gate.judge(_pair_item(_marked(tmp_path, vs="c")), perturbed)[0] == gate.FAIL  # another reference
+
+
+def test_a_mark_for_a_case_not_in_the_registry_is_a_gate_problem(tmp_path):
+    from harness.service.pair import stale_marks  # noqa: PLC0415
+
+    item = _pair_item(_marked(tmp_path))
+    assert stale_marks([item.pair], [item.case]) == []
+    problems = stale_marks([item.pair], [])
+    assert len(problems) == 1 and "fake" in problems[0] and "'phi_rotation_9steps'" in problems[0]
+
+
+def test_a_mark_names_a_catalog_key(tmp_path):
+    with pytest.raises(CaseFileError, match="fake.expected_failures") as e:
+        _marked(tmp_path, at="F_lat_typo")
+    assert "\n" not in e.value.message
 
 
 # ---------------------------------------------------------------- crashes, hangs, garbage

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from harness.cli import main as cli
 
 
@@ -47,6 +49,18 @@ def test_gate_over_a_pair_covers_every_selected_case(tmp_path, capsys, golden_di
     assert rc == 1
     table = (tmp_path / "res" / "gate_c-fixed_vs_c.md").read_text()
     assert "| phi_carryover | fail |" in table and "| oversample_flags | fail |" in table
+
+
+@pytest.mark.parametrize("command", [["run", "phi_carryover"], ["gate", "--cases", "phi_carryover"]])
+def test_an_unset_required_variable_is_one_line_before_any_run(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.delenv("NB_TEST_PORT_PY", raising=False)
+    entry = tmp_path / "port.toml"
+    entry.write_text('[port]\nkind = "command"\ncommand = ["${NB_TEST_PORT_PY:?point it at the port}"]\n')
+    rc, cap = _run(tmp_path, capsys, *command, "--impl", "port", "--impls", str(entry))
+    assert rc == 2 and cap.err.strip() == "nbparity: NB_TEST_PORT_PY is not set: point it at the port"
+    assert not (tmp_path / "res" / "phi_carryover").exists()
+    rc, cap = _run(tmp_path, capsys, "impls", "--impls", str(entry))      # a listing shows it, runs nothing
+    assert rc == 0 and "NB_TEST_PORT_PY" in cap.out and "runnable" in cap.out    # (cells wrap)
 
 
 def test_impls_lists_the_registry(tmp_path, capsys):

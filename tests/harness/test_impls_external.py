@@ -1,9 +1,8 @@
 """The real hoidn/nanoBragg port against the C recordings (marker ``external``).
 
-It runs only where the port is installed: ``NB_HOIDN_PYTHON`` (default
-/work/scratch/hoidn-venv/bin/python) must be a python that can import ``nanobrag_torch``; the
-README ("Comparing two implementations") says how to install it. Otherwise the test is skipped
-with that reason spelt out.
+It runs only where the port is installed: ``NB_HOIDN_PYTHON`` must be set to a python that can
+import ``nanobrag_torch``; the README ("Comparing two implementations") says how to install it.
+Otherwise the test is skipped with that reason spelt out.
 """
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.model import paths
+from harness.model.errors import UsageError
 from harness.pipeline import Context, RunOptions
 from harness.registry import implementations as impls
 from harness.registry.cases import load_case
@@ -23,7 +23,10 @@ pytestmark = pytest.mark.external
 
 def _port() -> impls.Implementation:
     hoidn = impls.load_registry()["hoidn"]
-    python = hoidn.argv_prefix()[0]
+    try:
+        python = hoidn.argv_prefix()[0]
+    except UsageError as e:  # NB_HOIDN_PYTHON unset: the entry's own words say how to set it
+        pytest.skip(f"the hoidn port is not configured: {e.message}")
     if not Path(python).is_file():
         pytest.skip(f"the hoidn port is not installed: {python} does not exist "
                     "(set NB_HOIDN_PYTHON to the python of a venv with nanobrag_torch; README: "
