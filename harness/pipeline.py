@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, ContextManager, Literal, Optional
 
@@ -30,7 +30,7 @@ from harness.report.run_evidence import RunSettings, write_run_evidence
 from harness.runners.base import RunRequest, Runner, check_inputs
 from harness.runners.c import CRunner
 from harness.runners.choose import binary_problem, choose
-from harness.runners.engine import TorchRunner
+from harness.runners.engine import Prepared, TorchRunner, defects_for, load_engine
 from harness.runners.recorded import RecordedRunner
 
 Source = Literal["auto", "live", "recorded"]
@@ -58,6 +58,9 @@ class RunOptions:
     #: Both float images in the evidence (images.npz): True always, False never, None up to
     #: harness.report.kept_data.KEEP_MAX_PIXELS per image.
     keep_images: Optional[bool] = None
+    #: Keep them for runs that pass too (the gate keeps them only for the runs that do not, unless
+    #: asked with --keep-images: 55 passing runs would otherwise leave tens of MB).
+    images_on_pass: bool = True
     #: Point results/<case>/latest at this run (False for the autotraced pixels' own runs).
     mark_latest: bool = True
 
@@ -99,12 +102,13 @@ def choose_reference_runner(ref: Reference, opts: RunOptions, ctx: Context) -> t
     return CRunner(choice.binary), choice.why
 
 
-def check_engine_accepts(request: RunRequest) -> None:
+def check_engine_accepts(request: RunRequest) -> Prepared:
     """The engine refuses the device, the case's argv or its size, or the pixel lies off the detector:
     exit 2 now.
 
     The engine's own set-up decides (one rule), without rendering; what it refuses would
     otherwise surface mid-run as a runner failure with an evidence folder and a ledger row.
+    Returns that set-up, built as the engine run would build it, for the run to use (and count).
     """
     import torch  # noqa: PLC0415 - torch loads only when a run starts
 
@@ -120,8 +124,11 @@ def check_engine_accepts(request: RunRequest) -> None:
     except EngineUsageError as e:
         raise UsageError(str(e)) from None
     try:
+        t0 = time.monotonic()
         setup = build_setup(TorchRunner().argv(request), mode=request.mode, c_threads=request.case.c_threads,
-                            device=request.device, dtype=getattr(torch, request.dtype))
+                            device=request.device, dtype=getattr(torch, request.dtype),
+                            defects=defects_for(request))
+        build_s = time.monotonic() - t0
         check_memory(setup)  # an image that cannot fit in the device's memory
     except EngineUsageError as e:
         raise UsageError(f"case {name}: the engine refuses its argv: {e} (fix argv in its case file)") from None
@@ -132,6 +139,7 @@ def check_engine_accepts(request: RunRequest) -> None:
     if not (0 <= s < det.spixels and 0 <= f < det.fpixels):
         raise UsageError(f"--pixel {s} {f}: outside the {det.spixels}x{det.fpixels} detector of case {name} "
                          f"(slow 0..{det.spixels - 1}, fast 0..{det.fpixels - 1})")
+    return Prepared(setup, build_s)
 
 
 def check(case: Case, opts: RunOptions, ctx: Context) -> Plan:
@@ -150,9 +158,10 @@ def check(case: Case, opts: RunOptions, ctx: Context) -> Plan:
     request = RunRequest(case=case, mode=mode, pixel=pixel, data_root=data_root(case, ctx.cases_dir, ctx.golden_dir),
                          reference=ref, want_image=not opts.trace_only, device=opts.device, dtype=opts.dtype,
                          timeout_s=opts.timeout_s or case.timeout_s)
+    load_engine()  # checking the argv needs the engine: its load is timed as the engine's
     check_inputs(request)
     profiles.for_dtype(case, opts.dtype)  # no bars for this dtype: exit 2 before anything runs
-    check_engine_accepts(request)
+    request = replace(request, engine_setup=check_engine_accepts(request))
     ref_runner, why = choose_reference_runner(ref, opts, ctx)
     check_results_dir(ctx.results_dir)
     return Plan(request, selectors, ref_runner, why)
@@ -209,8 +218,9 @@ def _compare(plan: Plan, outs: Outputs, opts: RunOptions) -> Outcome:
     return outcome
 
 
-def _failure(e: HarnessError, outs: Outputs) -> dict:
-    """A run that could not finish: keep what it produced, say why."""
+def failure_update(e: HarnessError, outs: Outputs) -> dict:
+    """A run that could not finish: keep what it produced, say why (the result fields to update;
+    the one rule for every run, default or pair)."""
     if isinstance(e, (RunnerFailure, ReferenceDataError)):
         if outs.reference is None:
             outs.reference = e.output
@@ -257,26 +267,28 @@ def run_case(case: Case, opts: RunOptions, ctx: Context) -> ParityResult:
                 outcome = _compare(plan, outs, opts)
                 update = outcome.update
         except HarnessError as e:  # a runner failure, a bad reference or input: evidence of what ran
-            update = _failure(e, outs)
+            update = failure_update(e, outs)
         result = result.model_copy(update={**update, **_run_infos(plan, outs, ctx)})
         traced = autotrace.trace_more_pixels(ev, result, req, outs.reference, outs.engine, opts, ctx, run_case)
         if traced:
             result = result.model_copy(update=dict(autopixels=traced))
         with gcpause.paused():
-            result = _evidence(ev, result, outcome, plan, outs, opts, ctx)
+            result = write_evidence(ev, result, outcome, plan, outs, opts, ctx)
         final = ev.commit()
     return result.model_copy(update=dict(evidence_dir=str(final)))
 
 
-def _evidence(ev: EvidenceDir, result: ParityResult, outcome: Outcome, plan: Plan, outs: Outputs,
-              opts: RunOptions, ctx: Context) -> ParityResult:
+def write_evidence(ev: EvidenceDir, result: ParityResult, outcome: Outcome, plan: Plan, outs: Outputs,
+                   opts: RunOptions, ctx: Context) -> ParityResult:
     """Everything the run leaves behind, staged in ``ev``; the result as it says where things are."""
     req = plan.request
     settings = RunSettings(command_line=opts.command_line, device=req.device, dtype=req.dtype,
                            c_threads=req.case.c_threads)
     images = [o.image if o is not None else None for o in (outs.reference, outs.engine)]
     with ctx.progress("keeping the float images and source changes for re-analysis …"):
-        result = result.model_copy(update=keep_for_reanalysis(ev, *images, keep=opts.keep_images))
+        passed_skip = not opts.images_on_pass and result.exit_code == 0
+        result = result.model_copy(update=keep_for_reanalysis(ev, *images, keep=opts.keep_images,
+                                                              passed_skip=passed_skip))
     write_run_evidence(ev, result, outcome.all_rows, settings, outs.reference, outs.engine, outcome.records)
     if opts.pictures and (opts.pictures_on_pass or result.exit_code != 0):
         started = time.monotonic()
@@ -306,7 +318,8 @@ def _write_pictures(ev: EvidenceDir, result: ParityResult, request: RunRequest, 
                   or visual.beam_center_from_stdout(eng_out.stdout))
         visual.write_run_images(ev.staging, ref_out.image, eng_out.image, beam_center=centre,
                                 traced=[request.pixel], worst=(result.image or {}).get("worst_pixel"),
-                                autotraced=autotraced_pixels(result.autopixels), case=request.case.name)
+                                autotraced=autotraced_pixels(result.autopixels), case=request.case.name,
+                                sides=result.sides)
     except ImportError:
         return False
     except Exception as e:  # noqa: BLE001 - a picture never decides a verdict

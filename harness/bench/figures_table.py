@@ -35,12 +35,13 @@ def figures_table(doc: dict[str, Any]) -> Optional[Table]:
         return None
     threads = doc["settings"]["threads"]
     dtypes = doc["settings"]["dtypes"]
-    t = Table(title="per case: harness overhead of `nbparity run` (s; less the engine's start-up, which an "
-                    "in-process engine pays inside it); float64 engine render / C and whole process / C (medians); "
-                    "render / floor (× the least arithmetic, same evaluations)", title_justify="left")
+    t = Table(title="per case: harness overhead of `nbparity run` (s: run wall − engine wall − engine load − "
+                    "reference wall; the engine's load, torch included, beside it); float64 engine render / C and "
+                    "whole process / C (medians); render / floor (× the least arithmetic, same evaluations)",
+              title_justify="left")
     t.add_column("case")
     t.add_column("overhead s", justify="right")
-    t.add_column("less start-up", justify="right")
+    t.add_column("engine load s", justify="right")
     for n in threads:
         t.add_column(f"render/C {n}t", justify="right")
         t.add_column(f"process/C {n}t", justify="right")
@@ -49,7 +50,7 @@ def figures_table(doc: dict[str, Any]) -> Optional[Table]:
             t.add_column(f"floor× {d} {n}t", justify="right")
     for c in cases:
         f = c["figures"]
-        cells: list[Any] = [c["name"], _x(f["overhead_s"], TARGET_OVERHEAD_S), _x(f.get("overhead_less_startup_s"))]
+        cells: list[Any] = [c["name"], _x(f["overhead_s"], TARGET_OVERHEAD_S), _x(f.get("engine_load_s"))]
         by_t = {r["threads"]: r for r in f["vs_c"]}
         for n in threads:
             r = by_t.get(n) or {}

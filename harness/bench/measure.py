@@ -242,7 +242,7 @@ class Bench:
                 "measurements": [m.as_dict() for m in ms],
                 "ratios": engine_c_ratios(ms, startup),
                 "float32": float32_speedups(ms),
-                **({"figures": case_figures(ms, s.threads, startup)} if s.probe or s.overhead else {}),
+                **({"figures": case_figures(ms, s.threads)} if s.probe or s.overhead else {}),
             })
         trace = None
         if s.trace_check:

@@ -52,6 +52,7 @@ class Measurement:
     floor: Optional[dict[str, Any]] = None      # PROBE: the floor's seconds (summarize)
     evaluations: Optional[int] = None           # PROBE: evaluations the render (and the floor) did
     process_s: list[float] = field(default_factory=list)  # HARNESS: the run's whole-process walls
+    load_s: list[float] = field(default_factory=list)     # HARNESS: the engine's load in each run
 
     @property
     def counts(self) -> bool:

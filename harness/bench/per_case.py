@@ -7,9 +7,12 @@ many evaluations, same dtype and threads. Its Measurement (runner 'probe') keeps
 seconds in runs_s/wall and the floor's in ``floor``.
 
 Harness overhead: `nbparity run CASE --recorded --no-pictures` in a fresh process; overhead =
-process wall − engine wall − reference wall, the last two from the run's result.json. Its
-Measurement (runner 'harness') keeps overhead seconds in runs_s/wall (the process walls in
-``process_s``). The interpreter start and the imports count as overhead: a user pays them.
+process wall − engine wall − engine load − reference wall, the last three from the run's
+result.json. The engine load (importing the engine, torch with it) is what a `python -m engine`
+process pays inside its own wall; in process the harness pays it on the engine's behalf, so it
+is kept apart (``load_s``) rather than counted as overhead. The interpreter start and the
+harness's own imports count as overhead: a user pays them. Its Measurement (runner 'harness')
+keeps overhead seconds in runs_s/wall (the process walls in ``process_s``).
 """
 from __future__ import annotations
 
@@ -107,20 +110,23 @@ def measure_overhead(bench: "Bench", bc: BenchCase) -> Measurement:
             if walls is None:
                 m.error = "the run left no result.json with engine and reference wall times"
                 break
-            overhead = res.wall_s - walls[0] - walls[1]
+            overhead = res.wall_s - sum(walls)
             if i < s.warmup:
                 m.warmup_s.append(overhead)
             else:
                 m.runs_s.append(overhead)
                 m.process_s.append(res.wall_s)
+                m.load_s.append(walls[2])
     m.wall = summarize(m.runs_s)
     return m
 
 
-def _run_walls(result_json: Path) -> Optional[tuple[float, float]]:
-    """(engine wall, reference wall) from a run's result.json."""
+def _run_walls(result_json: Path) -> Optional[tuple[float, float, float]]:
+    """(engine wall, reference wall, engine load) from a run's result.json (load 0 when the run
+    does not say)."""
     try:
         doc = json.loads(result_json.read_text())
-        return float(doc["engine"]["wall_s"]), float(doc["reference"]["wall_s"])
-    except (OSError, ValueError, KeyError, TypeError):
+        load = (doc["engine"].get("provenance") or {}).get("load_s") or 0.0
+        return float(doc["engine"]["wall_s"]), float(doc["reference"]["wall_s"]), float(load)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

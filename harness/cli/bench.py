@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.bench import fuzz_rate
 from harness.bench import measure as bench
 from harness.bench.figures_table import FIGURE_RUNNERS, figures_table, worst_lines
 from harness.model import paths
@@ -63,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     tc.add_argument("--no-trace-check", dest="trace_check", action="store_const", const=False)
     b.add_argument("--strict", action="store_true", help="exit 1 when parity fails or a measured target is missed")
     b.add_argument("--json", action="store_true", help="print bench.json instead of the table")
+    b.add_argument("--fuzz-rate", action="store_true",
+                   help="also measure `nbparity fuzz` examples/min, in-process and on a two-worker LocalCluster "
+                        "(--quick: in-process only; `make bench` passes it)")
     b.set_defaults(trace_check=None)
     return b
 
@@ -221,6 +225,7 @@ def footer_lines(doc: dict[str, Any]) -> list[str]:
         lines.append(f"load average (1 min) at start/end: {' / '.join(f'{x[0]:.2f}' for x in loads)} on {ncpu} CPUs"
                      + (" — the machine was busy: times are inflated and noisy" if busy > 0.5 * ncpu else ""))
     lines += worst_lines(doc)
+    lines += fuzz_rate.summary_lines(doc.get("fuzz_throughput"))
     tr = doc.get("trace_check")
     if tr is not None:
         tw = tr.get("wall") or {}
@@ -274,6 +279,9 @@ def handle(args: argparse.Namespace, console: CliConsole, bench_cls: type = benc
         status.start()
     try:
         doc = runner.run(command_line=shlex.join(["nbparity", *argv]))
+        if getattr(args, "fuzz_rate", False):
+            progress("fuzz throughput (examples/min)")
+            doc["fuzz_throughput"] = fuzz_rate.measure(settings.quick)
     finally:
         if status is not None:
             status.stop()

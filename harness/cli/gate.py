@@ -20,6 +20,7 @@ from harness.model.suggest import did_you_mean
 from harness.pipeline import Context
 from harness.registry import importer
 from harness.registry.cases import Case, Registry, check_tags
+from harness.report.kept_data import KEEP_MAX_PIXELS
 from harness.runners.choose import describe
 from harness.service import gate, ledger, workers
 from harness.service import pair as pairs
@@ -53,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--no-pictures", action="store_true", help="no PNGs in the evidence directories")
     g.add_argument("--pictures", action="store_true",
                    help="PNGs for every run (default: only for the runs that do not pass)")
+    g.add_argument("--keep-images", action="store_true",
+                   help="both float images (images.npz) for every run, full frames too (default: only for the "
+                        f"runs that do not pass, frames up to {KEEP_MAX_PIXELS / 1e6:g} Mpixel)")
     g.add_argument("--jobs", "-j", type=int, metavar="N",
                    help="runs at once, each in its own process, the CPU threads shared among them "
                         f"(default: the number of cores, {workers.default_jobs()} here; 1 with --device cuda)")
@@ -117,11 +121,13 @@ def handle(args: argparse.Namespace, console: CliConsole) -> int:
     if args.list:
         return _list(items, [e.message for e in load_errors], console)
     extra = [e.message for e in load_errors] + _registry_problems(args, cases, golden)
+    extra += [] if default else pairs.stale_marks(chosen, cases)
     source_txt = _source_text(args, golden)
     run_id = ledger.new_run_id()
     ctx = Context(golden_dir=golden, results_dir=results, cases_dir=where)
     opts = gate.gate_options(source=args.source, c_bin=args.c_bin, device=args.device, dtype=args.dtype,
                              pictures=not args.no_pictures, pictures_on_pass=args.pictures,
+                             keep_images=args.keep_images,
                              autotrace=not args.no_autotrace,
                              command_line=shlex.join(["nbparity", *console.argv]))
     console.err.print(f"gate: {len(items)} runs over {len(selected)} cases against {source_txt}",

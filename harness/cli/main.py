@@ -11,25 +11,58 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from harness.cli.common import CliConsole, Parser, add_global_options
-from harness.cli.registry import COMMANDS
+from harness.cli.registry import COMMAND_MODULES, command_module
 from harness.cli.version import add_version_option
 from harness.model.errors import ExitCode, HarnessError
 from harness.runners.process import install_sigterm
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="nbparity", description="Parity harness: C nanoBragg vs the PyTorch engine.")
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """Every subcommand's parser; ``only``: that one's, the others as quiet placeholders."""
+    cls = Parser if only is None else _Quiet
+    p = cls(prog="nbparity", description="Parity harness: C nanoBragg vs the PyTorch engine.")
     add_global_options(p, after_subcommand=False)
     add_version_option(p)
-    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for command in COMMANDS:
+    sub = p.add_subparsers(dest="command", required=True, parser_class=cls)
+    for name, module in COMMAND_MODULES:
+        if only is not None and name != only:
+            sub.add_parser(name, add_help=False).add_argument("rest", nargs=argparse.REMAINDER)
+            continue
+        command = command_module(module)
         sp = command.register(sub)
         add_global_options(sp, after_subcommand=True)
         sp.set_defaults(handler=command.handle)
     return p
+
+
+class _NotThisWay(Exception):
+    pass
+
+
+class _Quiet(Parser):
+    """The one-subcommand parser: an error sends the command line to the full parser, which
+    says it (with hints from every subcommand's options)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _NotThisWay(message)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse with only the named subcommand's module imported; anything else (help, a usage
+    error, an option value that looked like a subcommand) is parsed by the full parser."""
+    names = {name for name, _ in COMMAND_MODULES}
+    first = next((a for a in argv if a in names or a in ("-h", "--help", "--version")), None)
+    if first in names:
+        try:
+            args = build_parser(only=first).parse_args(argv)
+            if getattr(args, "handler", None) is not None:
+                return args
+        except _NotThisWay:
+            pass
+    return build_parser().parse_args(argv)
 
 
 def _debug(args: Optional[argparse.Namespace]) -> bool:
@@ -63,7 +96,7 @@ def main(argv: Optional[Sequence[str]] = None, console: Optional[CliConsole] = N
 def _main(argv: list[str], console: CliConsole) -> int:
     console.argv = argv
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
     except SystemExit as e:  # argparse: --help or --version (0), or a usage error (2)
         return e.code if isinstance(e.code, int) else int(ExitCode.USAGE)
     try:

@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 @contextmanager
 def _spinner(console: CliConsole, message: str) -> Iterator[None]:
+    if not console.err.is_terminal:  # a transient spinner shows nothing there, and each one costs a thread
+        yield
+        return
     with console.err.status(message, spinner="dots"):
         yield
 

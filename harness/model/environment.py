@@ -43,11 +43,15 @@ class GitState:
     branch: Optional[str]
 
 
-@lru_cache(maxsize=8)
 def checkout(repo: str = str(REPO_ROOT)) -> GitState:
     """The checkout's state (the one place the harness asks git for it); cached because a gate
-    records many runs against the same checkout."""
+    records many runs against the same checkout (keyed by the path, however the caller passed it:
+    a run asks three times)."""
+    return _checkout(str(repo))
 
+
+@lru_cache(maxsize=8)
+def _checkout(repo: str) -> GitState:
     def out(*args: str) -> Optional[str]:
         p = run_git(repo, *args, timeout_s=10)
         return p.stdout.strip() if p.returncode == 0 else None

@@ -254,15 +254,17 @@ def _ring_means(img: np.ndarray, ring: np.ndarray, bin_px: float) -> tuple[np.nd
 
 
 def write_radial_profile(path: Path, c_image: np.ndarray, torch_image: np.ndarray,
-                         beam_center: tuple[float, float], *, bin_px: float = 1.0) -> Picture:
+                         beam_center: tuple[float, float], *, bin_px: float = 1.0,
+                         sides: tuple[str, str] = ("C", "torch")) -> Picture:
+    """sides: the names of (reference, under test), as in the result's columns."""
     plt = _pyplot()
     ring = _ring_index(np.shape(c_image), beam_center, bin_px)
     rc, pc = _ring_means(c_image, ring, bin_px)
     rt, pt = _ring_means(torch_image, ring, bin_px) if np.shape(torch_image) == np.shape(c_image) else \
         radial_profile(torch_image, beam_center, bin_px)
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 6), dpi=DPI, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.plot(rc, pc, color="black", lw=1.5, label="C")
-    ax.plot(rt, pt, color="tab:orange", lw=1.0, ls="--", label="torch")
+    ax.plot(rc, pc, color="black", lw=1.5, label=sides[0])
+    ax.plot(rt, pt, color="tab:orange", lw=1.0, ls="--", label=sides[1])
     if np.any(pc > 0) and np.all(pc[np.isfinite(pc)] >= 0):
         ax.set_yscale("log")
     ax.set_ylabel("mean photons per pixel")
@@ -272,7 +274,7 @@ def write_radial_profile(path: Path, c_image: np.ndarray, torch_image: np.ndarra
     if n and np.array_equal(rc[:n], rt[:n]):
         ax2.plot(rc[:n], pt[:n] - pc[:n], color="tab:red", lw=1.0)
     ax2.axhline(0.0, color="grey", lw=0.5)
-    ax2.set_ylabel("torch − C")
+    ax2.set_ylabel(f"{sides[1]} − {sides[0]}")
     ax2.set_xlabel("radius (pixels)")
     meta = {"Title": "radial profile", "Description": f"beam_center={list(beam_center)} bins={len(rc)}"}
     return _save(fig, ax, path, {}, meta)
@@ -281,12 +283,14 @@ def write_radial_profile(path: Path, c_image: np.ndarray, torch_image: np.ndarra
 def write_run_images(out_dir: Path, c_image: np.ndarray, torch_image: np.ndarray, *,
                      beam_center: Optional[tuple[float, float]] = None,
                      traced: Iterable[Sequence[int]] = (), worst: Optional[Sequence[int]] = None,
-                     autotraced: Iterable[Sequence] = (), case: str = "") -> dict[str, Picture]:
+                     autotraced: Iterable[Sequence] = (), case: str = "",
+                     sides: tuple[str, str] = ("C", "torch")) -> dict[str, Picture]:
     """The four pictures of a run into ``out_dir`` (an evidence directory, staged or final).
 
     beam_center is (slow, fast) in pixels; without one the profile is taken about the image
     centre and its title says so (see :func:`beam_center_from_stdout`). autotraced holds
-    (slow, fast[, reason]) of the pixels traced because the images diverged.
+    (slow, fast[, reason]) of the pixels traced because the images diverged. sides names
+    (reference, under test) in the titles (a pair run's implementations); the file names stay.
     """
     out_dir = Path(out_dir)
     traced = [tuple(p) for p in traced]
@@ -300,13 +304,14 @@ def write_run_images(out_dir: Path, c_image: np.ndarray, torch_image: np.ndarray
         worst = _worst_or_none(diff, worst, int(np.count_nonzero(diff[np.isfinite(diff)])))
     marked = dict(traced=traced, worst=worst, autotraced=autotraced)
     pics = {
-        "c_image.png": write_image(out_dir / "c_image.png", c, prefix + "C image", **marked),
-        "torch_image.png": write_image(out_dir / "torch_image.png", t, prefix + "torch image", **marked),
+        "c_image.png": write_image(out_dir / "c_image.png", c, prefix + f"{sides[0]} image", **marked),
+        "torch_image.png": write_image(out_dir / "torch_image.png", t, prefix + f"{sides[1]} image", **marked),
     }
     if c.shape == t.shape:
-        pics["abs_diff.png"] = write_diff_map(out_dir / "abs_diff.png", c, t, title=prefix + "|torch − C|",
+        pics["abs_diff.png"] = write_diff_map(out_dir / "abs_diff.png", c, t, title=prefix + f"|{sides[1]} − {sides[0]}|",
                                               diff=diff, **marked)
-        pics["radial_profile.png"] = write_radial_profile(out_dir / "radial_profile.png", c, t, center)
+        pics["radial_profile.png"] = write_radial_profile(out_dir / "radial_profile.png", c, t, center,
+                                                          sides=sides)
     return pics
 
 

@@ -6,12 +6,11 @@ trace_table.txt (every row, formatted once in linear time).
 """
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
-
-from pydantic import TypeAdapter
 
 from harness.compare import traces
 from harness.model.environment import snapshot
@@ -21,8 +20,21 @@ from harness.report.console import export_text, markdown_summary, trace_table_te
 from harness.report.evidence import EvidenceDir
 
 
-#: Thousands of rows dumped in one call, not one model_dump per row.
-_ROWS = TypeAdapter(list[RowModel])
+#: Stands for the rows in a document encoded without them (they are encoded once, then spliced in).
+_ROWS_MARK = "\u0000rows\u0000"
+
+
+def rows_json(rows: Sequence[RowModel]) -> list[dict]:
+    """What ``TypeAdapter(list[RowModel]).dump_python(rows, mode="json")`` gives, read straight
+    from each row's fields: verdict.row_model builds every value JSON-ready (the test suite checks
+    that they agree)."""
+    return [dict(vars(r)) for r in rows]
+
+
+def _json_with_rows(doc: dict, rows_text: str) -> str:
+    """json.dumps(doc) in one line, its "rows" (already encoded as ``rows_text``) spliced in."""
+    text = json.dumps({**doc, "rows": _ROWS_MARK}, default=str, allow_nan=False)
+    return text.replace(json.dumps(_ROWS_MARK), rows_text, 1)
 
 
 @dataclass(frozen=True)
@@ -94,13 +106,19 @@ def write_run_evidence(ev: EvidenceDir, result: ParityResult, all_rows: Sequence
         if out.stderr:
             ev.write_text(f"{name}_stderr.log", out.stderr)
         ev.write_text(f"trace_{name}.txt", trace_lines(out.stdout, (records or {}).get(name)))
-    rows_json = _ROWS.dump_python(list(all_rows), mode="json")
-    ev.write_json("diff.json", {"case": result.case, "pixel": list(result.pixel), "mode": result.mode,
-                                "trace_compared": result.trace_compared, "rows": rows_json}, compact=True)
+    rows = rows_json(all_rows)
+    # Encoded once for diff.json and result.json (the C encoder: one line), not once per file.
+    rows_text = json.dumps(rows, default=str, allow_nan=False)
+    ev.write_text("diff.json", _json_with_rows({"case": result.case, "pixel": list(result.pixel), "mode": result.mode,
+                                                "trace_compared": result.trace_compared}, rows_text) + "\n")
     if all_rows:
         ev.write_text("trace_table.txt", trace_table_text(all_rows, result))
     if result.image is not None:
         ev.write_json("image_metrics.json", result.image)
     ev.write_text("diff_summary.md", markdown_summary(result))
-    ev.write_json("result.json", _result_json(result, all_rows, rows_json), compact=len(result.rows) > 200)
+    doc = _result_json(result, all_rows, rows)
+    if len(result.rows) > 200 and doc["rows"] is rows:
+        ev.write_text("result.json", _json_with_rows(doc, rows_text) + "\n")
+    else:
+        ev.write_json("result.json", doc, compact=len(result.rows) > 200)
     ev.write_text("report.txt", export_text(result))

@@ -1,9 +1,9 @@
 """The runner protocol and the request every runner takes (results: harness.model.run)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
 import numpy as np
 
@@ -25,6 +25,9 @@ class RunRequest:
     device: str = "cpu"
     dtype: str = "float64"
     timeout_s: float = 600.0
+    #: The engine's set-up for exactly this request (harness.runners.engine.Prepared), when the
+    #: pipeline's check built it: the engine runner hands it to the engine instead of building it again.
+    engine_setup: Optional[Any] = field(default=None, compare=False, repr=False)
 
 
 class Runner(Protocol):

@@ -193,13 +193,15 @@ def run_item(item: GateItem, opts: RunOptions, ctx: Context) -> Outcome:
 
 def gate_options(source: str = "auto", c_bin: Optional[str] = None, device: str = "cpu", dtype: str = "float64",
                  pictures: bool = True, autotrace: bool = True, command_line: str = "",
-                 pictures_on_pass: bool = False) -> RunOptions:
+                 pictures_on_pass: bool = False, keep_images: bool = False) -> RunOptions:
     # allow_known_defects: a spec-mode run against the instrumented C passes when every
     # divergence is a registered C defect (in c-parity mode labels are always "regression").
-    # Pictures are for the runs someone will look at: the ones that do not pass (--pictures: all).
+    # Pictures and float images are for the runs someone will look at: the ones that do not
+    # pass (--pictures, --keep-images: all; --keep-images full frames too, as `run`'s).
     return RunOptions(source=source, c_bin=c_bin, device=device, dtype=dtype, allow_known_defects=True,
                       pictures=pictures, pictures_on_pass=pictures_on_pass, autotrace=autotrace,
-                      command_line=command_line)
+                      command_line=command_line, keep_images=True if keep_images else None,
+                      images_on_pass=keep_images)
 
 
 def run_gate(items: Sequence[GateItem], opts: RunOptions, ctx: Context,

@@ -59,7 +59,8 @@ class FakeProcs:
         if "--recorded" in cmd:            # `nbparity run CASE --recorded`: its result.json holds the walls
             done = Path(cmd[cmd.index("--results-dir") + 1]) / cmd[cmd.index("run") + 1] / "latest"
             done.mkdir(parents=True, exist_ok=True)
-            (done / "result.json").write_text(json.dumps({"engine": {"wall_s": 1.0}, "reference": {"wall_s": 0.25}}))
+            (done / "result.json").write_text(json.dumps({"engine": {"wall_s": 1.0, "provenance": {"load_s": 0.125}},
+                                                          "reference": {"wall_s": 0.25}}))
             return bench.ProcResult(0, 1.75, 300 << 20)
         runner = bench.ENGINE if "engine" in cmd[1:3] else bench.C
         dtype = cmd[cmd.index("--dtype") + 1] if "--dtype" in cmd else "float64"

@@ -29,9 +29,9 @@ def test_figures_from_scripted_walls(golden_dir, tiny_image):
     doc = _bench(golden_dir, procs, probe=True, overhead=True).run()
     (case,) = doc["cases"]
     f = case["figures"]
-    # run wall 1.75 − engine 1.0 − reference 0.25
-    assert f["overhead_s"] == pytest.approx(0.5)
-    assert f["overhead_less_startup_s"] == pytest.approx(0.25)   # the fake start-up baseline is 0.25 s
+    # run wall 1.75 − engine 1.0 − engine load 0.125 − reference 0.25
+    assert f["overhead_s"] == pytest.approx(0.375)
+    assert f["engine_load_s"] == pytest.approx(0.125)
     vs = {r["threads"]: r for r in f["vs_c"]}
     # render medians 0.4 and 0.2 against C medians 2.0 and 1.2; processes 1.0 and 0.6
     assert vs[1]["render_ratio"] == pytest.approx(0.2) and vs[2]["render_ratio"] == pytest.approx(0.2 / 1.2)
@@ -44,7 +44,7 @@ def test_figures_from_scripted_walls(golden_dir, tiny_image):
     console = Console(file=io.StringIO(), width=300, color_system=None)
     console.print(figures_table(doc))
     text = console.file.getvalue()
-    assert "render/C 1t" in text and "0.50" in text and "4.00" in text
+    assert "render/C 1t" in text and "0.38" in text and "0.12" in text and "4.00" in text
     assert worst_lines(doc) == [f"worst render / C (float64): {TINY} 0.20 (1t)"]
 
 

@@ -81,3 +81,40 @@ def test_one_sided_nan_has_no_size_and_the_bar_stays_a_number():
     assert not m.ok and m.worst_pixel == (1, 1)
     assert math.isnan(m.max_abs_diff) and m.allowed == pytest.approx(1e-6)
     assert "1 NaN on one side only" in m.reason
+
+
+def test_all_finite_rows_are_judged_as_rows_with_nan_beside_them():
+    """A batch of finite values takes a shorter path (no NaN/inf masks); one NaN anywhere in the
+    batch sends it down the general one: both judge every finite row the same."""
+    rng = np.random.default_rng(7)
+    ref = rng.normal(size=(6, 50)) * 10.0 ** rng.integers(-3, 4, size=(6, 1))
+    oth = ref + rng.normal(size=ref.shape) * 1e-6
+    oth[1, 7] += 1.0                      # one miss
+    oth[2, :5] -= 0.5                     # several: the worst is the largest excess, not |Δ|
+    oth[3] = ref[3]                       # exact
+    atol = np.array([1e-5, 1e-5, 1e-3, 0.0, 1e-5, 0.0])
+    rtol = np.array([0.0, 1e-6, 1e-3, 0.0, 1e-2, 1e-9])
+    finite = compare_rows(ref, oth, atol, rtol)
+    nan_row = np.full((1, ref.shape[1]), NAN)
+    general = compare_rows(np.vstack([ref, nan_row]), np.vstack([oth, nan_row]), np.append(atol, 0.0),
+                           np.append(rtol, 0.0))[:-1]
+    assert [(c.ok, c.n_failed) for c in finite][:4] == [(True, 0), (False, 1), (False, 5), (True, 0)]
+    for i, (a, b) in enumerate(zip(finite, general)):
+        assert _same(a, b), (i, a, b)
+    # and with no relative part anywhere (the bar is the absolute one, not broadcast per element)
+    zero = np.zeros_like(rtol)
+    for a, b in zip(compare_rows(ref, oth, atol, zero),
+                    compare_rows(np.vstack([ref, nan_row]), np.vstack([oth, nan_row]), np.append(atol, 0.0),
+                                 np.append(zero, 0.0))[:-1]):
+        assert _same(a, b)
+
+
+def test_image_metrics_sums_and_max_are_those_of_the_nan_aware_reductions():
+    rng = np.random.default_rng(3)
+    c = (rng.normal(size=(40, 30)) * 100).astype(np.float32)
+    t = c + np.float32(1e-3)
+    for img_c, img_t in ((c, t), (np.where(c > 150, np.float32(NAN), c), t)):
+        m = image_metrics(img_c, img_t)
+        c64, t64 = img_c.astype(np.float64), img_t.astype(np.float64)
+        assert repr(m.max_abs_c) == repr(float(np.nanmax(np.abs(c64))))
+        assert repr(m.sum_c) == repr(float(np.nansum(c64))) and repr(m.sum_py) == repr(float(np.nansum(t64)))

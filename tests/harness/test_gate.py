@@ -358,3 +358,23 @@ def test_workers_hand_results_on_in_plan_order_from_other_processes():
     assert seen == [0, 1, 2] and [s for s, _ in out] == [0.4, 0.0, 0.1]
     assert all(pid != os.getpid() for _, pid in out)
     assert workers.threads_per_worker(2, cores=2) == 1 and workers.threads_per_worker(3, cores=8) == 2
+
+
+def _kept(tmp_path):
+    ev = tmp_path / "res" / "phi_carryover" / "latest"
+    return (ev / "images.npz").exists(), json.loads((ev / "result.json").read_text())["float_images"]
+
+
+def test_gate_keeps_float_images_only_for_runs_that_do_not_pass(tmp_path, fake_engine):
+    fake_engine("phi_carryover")
+    assert gate_main(tmp_path, "--cases", "phi_carryover", "--mode", "c-parity", "--no-pictures")[0] == 0
+    kept, says = _kept(tmp_path)
+    assert not kept and says["kept"] is False and "--keep-images" in says["why"]
+    assert gate_main(tmp_path, "--cases", "phi_carryover", "--mode", "c-parity", "--no-pictures",
+                     "--keep-images")[0] == 0
+    kept, says = _kept(tmp_path)
+    assert kept and says["kept"] is True
+    fake_engine("phi_carryover", edit=lambda s: perturb_line(s, "TRACE_PY: F_latt_b", 0, 1e-3))
+    assert gate_main(tmp_path, "--cases", "phi_carryover", "--mode", "c-parity", "--no-pictures")[0] == 1
+    kept, says = _kept(tmp_path)
+    assert kept and says["kept"] is True

@@ -43,9 +43,16 @@ def _as_dict(obj: Any, exclude: Optional[set[str]] = None) -> dict:
     return dict(vars(obj))
 
 
-def _field(obj: Any, name: str) -> Any:
-    """A field of a trace row, a RowModel (values already JSON-safe) or its JSON dict."""
-    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+_TRACE_ROW_FIELDS = ("kind", "key", "occurrence", "phi_tic", "abs_diff", "verdict", "c", "torch")
+
+
+def _trace_row(x: Any) -> dict[str, Any]:
+    """The ledger's fields of one trace row: a RowModel (values already JSON-safe) or its JSON
+    dict (one type check per row: a run has thousands)."""
+    d = x if isinstance(x, Mapping) else vars(x)  # a RowModel keeps its fields in __dict__
+    row = {name: d.get(name) for name in _TRACE_ROW_FIELDS}
+    row["abs_diff"] = num(row["abs_diff"])
+    return row
 
 
 def outcome_of(exit_code: int) -> str:
@@ -95,10 +102,7 @@ def row_from_result(result: Any, *, command: str = "run", run_id: Optional[str] 
         ref_id = ref_sha = ref_prov.get("binary_sha256")
     else:
         ref_id, ref_sha = ref_prov.get("recording"), ref_prov.get("manifest_sha256")
-    trace_rows = [{"kind": _field(x, "kind"), "key": _field(x, "key"), "occurrence": _field(x, "occurrence"),
-                   "phi_tic": _field(x, "phi_tic"), "abs_diff": num(_field(x, "abs_diff")),
-                   "verdict": _field(x, "verdict"), "c": _field(x, "c"), "torch": _field(x, "torch")}
-                  for x in trace_in]
+    trace_rows = [_trace_row(x) for x in trace_in]
     fd = _as_dict(r.get("first_divergence")) or {}
     pixel = r.get("pixel") or (None, None)
     state = GitState(*git) if isinstance(git, tuple) else git
