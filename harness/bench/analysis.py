@@ -9,7 +9,7 @@ from harness.bench.measurement import C, ENGINE, HARNESS, PROBE, Measurement, by
 # Targets (issue "Performance"); reported, never asserted.
 TARGET_RATIO = 0.67               # engine wall / C wall, float64, equal threads
 TARGET_RATIO_CASES = ("supervisor", "simple_cubic", "triclinic_P1")
-TARGET_F32_SPEEDUP = 1.5          # float64 median / float32 median
+TARGET_F32_SPEEDUP = 1.6          # float64 median / float32 median (issue "Throughput": was 1.5)
 TARGET_PEAK_RSS_BYTES = 2 * 1024 ** 3
 TARGET_PEAK_RSS_CASE = "supervisor"
 TARGET_TRACE_S = 3.0              # `nbparity run supervisor --trace-only`, interpreter start included

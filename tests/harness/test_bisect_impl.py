@@ -18,6 +18,7 @@ from harness.cli import main as cli
 from harness.model.paths import REPO_ROOT
 from harness.registry import implementations as impls
 from harness.service import bisect as bis
+from tests.harness.test_bisect import git_identity  # noqa: F401 - the fixture
 
 FAKE_PORT = REPO_ROOT / "tests" / "harness" / "fixtures" / "fake_port.py"
 CASE = "extreme_tiny"  # 128x128: each probe is one small pair run
@@ -45,11 +46,7 @@ ENTRY = textwrap.dedent('''
 
 
 @pytest.fixture(autouse=True)
-def git_identity(monkeypatch):
-    for k, v in {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-                 "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-                 "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}.items():
-        monkeypatch.setenv(k, v)
+def no_inherited_checkout(monkeypatch, git_identity):
     monkeypatch.delenv(impls.CHECKOUT_ENV, raising=False)
     monkeypatch.delenv("FAKE_PORT_PERTURB", raising=False)
 

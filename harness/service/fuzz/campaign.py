@@ -151,8 +151,11 @@ def _run_chunk(state: _State, n: int, draw_seed: int, first: bool) -> None:
     strategy = examples(plan.families, max_pixels=plan.max_pixels)
     runs_before = state.tally.shrink_runs
 
+    # derandomize=False: under CI=true Hypothesis loads its 'ci' profile, which derandomizes and
+    # would draw the same examples whatever --seed says.
     @settings(max_examples=n, deadline=None, database=db, phases=phases, report_multiple_bugs=False,
-              suppress_health_check=list(HealthCheck), print_blob=False, verbosity=Verbosity.quiet)
+              suppress_health_check=list(HealthCheck), print_blob=False, verbosity=Verbosity.quiet,
+              derandomize=False)
     @given(strategy)
     def fuzz_example(ex: Example) -> None:
         state.body(ex)
