@@ -82,3 +82,31 @@ def test_an_all_nan_c_image_is_compared_not_taken_for_a_failure():
     assert not run_example(ex, c, TorchRunner()).divergent
     finite = run_example(ex, c, _WithoutDivsteps())
     assert finite.divergent and finite.signature == "image", finite
+
+
+class _TraceOff(TorchRunner):
+    """The engine with one traced value changed (its image untouched)."""
+
+    def run(self, request):
+        out = super().run(request)
+        return replace(out, stdout=out.stdout.replace("TRACE_PY: F_cell 100", "TRACE_PY: F_cell 101"))
+
+
+def test_a_trace_past_the_limit_is_not_aligned_but_the_image_still_is(monkeypatch):
+    """Aligning millions of repeated rows took minutes and 10 GB for one example: past
+    MAX_TRACE_LINES the example is judged by its image."""
+    from harness.service.fuzz import example  # noqa: PLC0415 - the module whose limit is patched
+    from harness.service.fuzz.example import EngineAsReference  # noqa: PLC0415
+
+    ex = Example(BASE, {}, (3, 5))
+    reference = EngineAsReference(TorchRunner())
+    assert run_example(ex, reference, _TraceOff()).signature == "trace:F_cell"
+    monkeypatch.setattr(example, "MAX_TRACE_LINES", 10)
+    assert not run_example(ex, reference, _TraceOff()).divergent
+    assert run_example(ex, reference, _ImageOff()).signature == "image"
+
+
+class _ImageOff(TorchRunner):
+    def run(self, request):
+        out = super().run(request)
+        return replace(out, image=None if out.image is None else out.image * 1.001)
