@@ -157,7 +157,7 @@ def _extra(argv: tuple[str, ...]) -> str:
 def _summary(console: CliConsole, tally, written: dict[int, str], out: Path) -> None:
     console.plain(f"{tally.done} examples in {tally.example_s:.0f} s of runs ({tally.per_minute():.1f}/min), "
                   f"{tally.shrink_runs} shrink runs ({tally.shrinks_cut} cut at the shrink budget), "
-                  f"{tally.both_refused} refused by both, {tally.slow} skipped (the C ran past its timeout), "
+                  f"{tally.both_refused} refused by both, {tally.slow} skipped (too many evaluations per pixel, or the C ran past its timeout), "
                   f"{tally.explained} explained by known C defects, {len(tally.found)} minimal divergences")
     if not tally.found:
         return

@@ -24,6 +24,7 @@ from harness.model.errors import HarnessError
 from harness.model.run import RunOutput
 from harness.registry.cases import Case, ImageCheck, Reference, Tolerances
 from harness.runners.base import RunRequest, Runner, check_image
+from harness.runners.engine import TorchRunner
 from harness.service.fuzz import outputs
 from harness.service.fuzz.strategy import Example
 
@@ -137,6 +138,9 @@ def run_example(ex: Example, reference: Runner, impl: Runner) -> Verdict:
             (root / name).write_bytes(data)
         req = RunRequest(case=case, mode=MODE, pixel=ex.pixel, data_root=root, reference=case.references[MODE],
                          timeout_s=TIMEOUT_S)
+        steps = _steps_per_pixel(req)
+        if steps > MAX_STEPS:
+            return Verdict(False, detail=f"skipped: {steps} evaluations per pixel > {MAX_STEPS}", slow=True)
         ref, ref_err = _attempt(reference, req)
         if ref is None and ref_err and "timed out" in ref_err:
             return Verdict(False, detail=f"skipped: {ref_err}", slow=True)
@@ -151,6 +155,23 @@ def run_example(ex: Example, reference: Runner, impl: Runner) -> Verdict:
             return verdict
         differs = outputs.difference(ex, reference, impl, root, mode=MODE, timeout_s=TIMEOUT_S)
         return Verdict(True, f"output:{differs[0]}", None, differs[1]) if differs else verdict
+
+
+#: Evaluations per pixel (sources × mosaic domains × φ steps × sub-pixels²) past which an example is
+#: skipped like a C timeout: both programs trace every one of them, and a single such example
+#: printed gigabytes of trace (10 GB held, minutes per example) where the others take a second.
+MAX_STEPS = 4096
+
+
+def _steps_per_pixel(req: RunRequest) -> int:
+    """The engine's count for the example (its set-up only, no render); 0 where it refuses the argv
+    (the runs then judge the refusal)."""
+    from engine.config.setup import build_setup  # noqa: PLC0415 - torch loads with the first example
+
+    try:
+        return build_setup(TorchRunner().argv(req), mode=MODE).steps
+    except Exception:  # noqa: BLE001 - any refusal is the runs' to judge, not the size check's
+        return 0
 
 
 def _at_brightest(req: RunRequest, reference: Runner, impl: Runner, case: Case) -> Verdict:
