@@ -77,9 +77,11 @@ def pgm_bytes(float_image: torch.Tensor | np.ndarray, scale: float, *,
         test = values[sl].astype(np.float64)
         test *= scale
         np.minimum(test, 255.0, out=test)           # NaN stays NaN
-        # Truncation toward zero; NaN (and the impossible negative) end up 0, as on x86.
-        test[~(test >= 0.0)] = 0.0
-        pix[sl] = test.astype(np.uint8)             # in [0, 255]: the cast truncates
+        # The C's (unsigned char)(test) on x86-64 truncates to a 32-bit int and keeps its low byte:
+        # a negative pixel (-18.8 → -18) writes 238, not 0; NaN and anything past the int range
+        # become INT_MIN, whose low byte is 0.
+        test[~(np.abs(test) < 2.0 ** 31)] = 0.0
+        pix[sl] = (np.trunc(test).astype(np.int64) & 0xFF).astype(np.uint8)
     pix[~roi_mask(values.shape, roi)] = 0
     head = "P5\n%d %d\n# pixels scaled by %g\n255\n" % (fpixels, spixels, scale)
     return head.encode("ascii") + pix.tobytes()
