@@ -24,7 +24,7 @@ from harness.model.errors import HarnessError
 from harness.model.run import RunOutput
 from harness.registry.cases import Case, ImageCheck, Reference, Tolerances
 from harness.runners.base import RunRequest, Runner, check_image
-from harness.runners.engine import TorchRunner
+from harness.pipeline import check_engine_accepts
 from harness.service.fuzz import outputs
 from harness.service.fuzz.strategy import Example
 
@@ -144,6 +144,8 @@ def run_example(ex: Example, reference: Runner, impl: Runner) -> Verdict:
         ref, ref_err = _attempt(reference, req)
         if ref is None and ref_err and "timed out" in ref_err:
             return Verdict(False, detail=f"skipped: {ref_err}", slow=True)
+        # Not handed the size check's set-up: an implementation may rewrite the argv it is given
+        # (a wrapper, a planted bug), and a set-up built from the original would silently win.
         out, impl_err = _attempt(impl, req)
         if ref is None or out is None:
             return _failures(ref_err, impl_err)
@@ -164,13 +166,11 @@ MAX_STEPS = 4096
 
 
 def _steps_per_pixel(req: RunRequest) -> int:
-    """The engine's count for the example (its set-up only, no render); 0 where it refuses the argv
-    (the runs then judge the refusal)."""
-    from engine.config.setup import build_setup  # noqa: PLC0415 - torch loads with the first example
-
+    """The engine's count for the example, from its set-up built as a run builds it (no render); 0
+    where the engine refuses or fails on the argv: the runs then judge that."""
     try:
-        return build_setup(TorchRunner().argv(req), mode=MODE).steps
-    except Exception:  # noqa: BLE001 - any refusal is the runs' to judge, not the size check's
+        return check_engine_accepts(req).setup.steps
+    except Exception:  # noqa: BLE001 - any refusal or crash is the runs' to judge, not the size check's
         return 0
 
 
