@@ -10,6 +10,7 @@ from engine.outputs.pixel_trace import trace_pixel_lines
 from engine.outputs.statistics import image_stats
 from engine.render.carry_state import (find_interpolation_stop, first_flags, interpolation_cutoffs,
                                        thread_first_pixels)
+from engine.render.allocator import keep_freed_memory
 from engine.render.chunking import check_memory, map_batches, rows_per_chunk
 from engine.render.eval_order import rendered_in_rows, rendered_mask
 from engine.render.kernel import evaluate
@@ -32,6 +33,8 @@ def render(setup: SimulationSetup, *, chunk_pixels: int | None = None,
     """
     check_memory(setup)
     det = setup.detector
+    if det.pix0.device.type == "cpu":
+        keep_freed_memory()
     plan = make_plan(setup)
     rendered = rendered_mask(setup)
     rows = rows_per_chunk(setup, chunk_pixels, memory_budget_bytes)

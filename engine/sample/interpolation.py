@@ -48,6 +48,11 @@ def in_range(grid: torch.Tensor, h_min: int, k_min: int, l_min: int,
     return ok(h, h_min, nh) & ok(k, k_min, nk) & ok(l, l_min, nl)
 
 
+#: Points per stencil block: the (64, n) block and its temporaries stay in cache (about 4 MiB in
+#: float64). One block of 65,536 points took 65 ms where blocks of 8,192 took 13 ms (same bits).
+BLOCK_POINTS = 8192
+
+
 def tricubic(grid: torch.Tensor, h_min: int, k_min: int, l_min: int,
              h: torch.Tensor, k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
     """Tricubic F at fractional (h, k, l); the result has the broadcast shape of h, k, l.
@@ -61,6 +66,17 @@ def tricubic(grid: torch.Tensor, h_min: int, k_min: int, l_min: int,
     dtype = torch.promote_types(grid.dtype, h.dtype)
     h, k, l = (x.reshape(-1).to(dtype) for x in (h, k, l))
     grid = grid.to(dtype)
+    n = h.numel()
+    if n <= BLOCK_POINTS:
+        return _tricubic_flat(grid, (h_min, k_min, l_min), h, k, l).reshape(shape)
+    parts = [_tricubic_flat(grid, (h_min, k_min, l_min), h[i:i + BLOCK_POINTS], k[i:i + BLOCK_POINTS],
+                            l[i:i + BLOCK_POINTS]) for i in range(0, n, BLOCK_POINTS)]
+    return torch.cat(parts).reshape(shape)
+
+
+def _tricubic_flat(grid: torch.Tensor, lows: tuple[int, int, int], h: torch.Tensor, k: torch.Tensor,
+                   l: torch.Tensor) -> torch.Tensor:
+    """``tricubic`` of flat h, k, l (N,) in the grid's dtype."""
     nh, nk, nl = grid.shape
     offsets = torch.arange(4, device=grid.device)[:, None]
     # index_select on the flat grid is several times faster than advanced indexing (same values).
@@ -71,11 +87,11 @@ def tricubic(grid: torch.Tensor, h_min: int, k_min: int, l_min: int,
         idx = ((first.to(torch.long) - lo) + offsets).clamp(0, n - 1)       # (4, N)
         return first, idx.to(index_dtype)
 
-    h_first, ih = stencil(h, h_min, nh)
-    k_first, ik = stencil(k, k_min, nk)
-    l_first, il = stencil(l, l_min, nl)
+    h_first, ih = stencil(h, lows[0], nh)
+    k_first, ik = stencil(k, lows[1], nk)
+    l_first, il = stencil(l, lows[2], nl)
     lin = (ih[None, None] * nk + ik[None, :, None]) * nl + il[:, None, None]     # (4 l, 4 k, 4 h, N)
     block = grid.reshape(-1).index_select(0, lin.reshape(-1)).view(lin.shape)
     along_l = _lagrange4(l, l_first, block)            # (4 k, 4 h, N)
     along_k = _lagrange4(k, k_first, along_l)          # (4 h, N)
-    return _lagrange4(h, h_first, along_k).reshape(shape)
+    return _lagrange4(h, h_first, along_k)
