@@ -8,7 +8,7 @@ relative term. It returns a typed result instead of raising so that callers can 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -338,50 +338,148 @@ class ImageMetrics:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
-def _varies(x: np.ndarray) -> bool:
-    """np.std(x) > 0 (x finite): some value differs from the mean, found without std's frame-sized
-    temporary."""
-    return bool(np.any(x != np.mean(x)))
+#: Pixels per block of the image comparison: a frame is read block by block, each block's float64
+#: copies reused from the heap (a 6-Mpixel frame's whole-frame float64 copies and masks cost more
+#: than the arithmetic: most of a second, against about a tenth in blocks).
+IMAGE_BLOCK = 1 << 18
 
 
-def image_metrics(c_img: np.ndarray, py_img: np.ndarray, threshold: ImageThreshold = ImageThreshold()) -> ImageMetrics:
+@dataclass
+class _Moments:
+    """Count, means and centred second moments of the finite (C, other) pairs, merged block by
+    block (Chan, Golub and LeVeque's pairwise update: as accurate as two passes)."""
+
+    n: int = 0
+    mean_c: float = 0.0
+    mean_p: float = 0.0
+    m2_c: float = 0.0
+    m2_p: float = 0.0
+    co: float = 0.0
+
+    def add(self, c: np.ndarray, p: np.ndarray) -> None:
+        nb = c.size
+        if nb == 0:
+            return
+        mc, mp = float(np.mean(c)), float(np.mean(p))
+        dc, dp = c - mc, p - mp
+        m2c, m2p, co = float(np.dot(dc, dc)), float(np.dot(dp, dp)), float(np.dot(dc, dp))
+        if self.n == 0:
+            self.n, self.mean_c, self.mean_p, self.m2_c, self.m2_p, self.co = nb, mc, mp, m2c, m2p, co
+            return
+        n = self.n + nb
+        delta_c, delta_p = mc - self.mean_c, mp - self.mean_p
+        w = self.n * nb / n
+        self.m2_c += m2c + delta_c * delta_c * w
+        self.m2_p += m2p + delta_p * delta_p * w
+        self.co += co + delta_c * delta_p * w
+        self.mean_c += delta_c * nb / n
+        self.mean_p += delta_p * nb / n
+        self.n = n
+
+    def correlation(self, identical: bool) -> float:
+        """Pearson's r, clipped to [-1, 1] like numpy's corrcoef; 1 for identical images that do
+        not vary, NaN when either side does not vary (or no finite pair)."""
+        if self.n > 1 and self.m2_c > 0.0 and self.m2_p > 0.0:
+            return max(-1.0, min(1.0, self.co / math.sqrt(self.m2_c * self.m2_p)))
+        return 1.0 if self.n > 0 and identical else math.nan
+
+
+@dataclass
+class _ImageTally:
+    """What image_metrics adds up over the blocks of a frame."""
+
+    nan_c: int = 0
+    nan_py: int = 0
+    one_sided: int = 0
+    sum_c: float = 0.0
+    sum_py: float = 0.0
+    equal_f32: int = 0
+    n_failed: int = 0
+    max_abs_diff: float = 0.0
+    worst: int = 0
+    worst_key: float = -math.inf
+    allowed: float = math.nan
+    identical: bool = True
+    moments: _Moments = field(default_factory=_Moments)
+
+    def add_comparison(self, res: Comparison, start: int, c: np.ndarray, p: np.ndarray) -> None:
+        """Merge one block's :func:`compare`: the worst element is the one with the largest excess
+        over its allowance once anything fails (one-sided NaN: infinite), else the largest |Δ|;
+        the first such in the frame, as one comparison of the whole frame picks it."""
+        if res.n_failed:
+            d = abs(float(p[res.worst]) - float(c[res.worst]))
+            key = math.inf if math.isnan(d) else d - res.allowed
+            take = not self.n_failed or key > self.worst_key    # failures outrank every passing block
+        else:
+            key = res.max_abs_diff
+            take = not self.n_failed and key > self.worst_key
+        if take:
+            self.worst_key, self.worst, self.allowed = key, start + res.worst, res.allowed
+        self.n_failed += res.n_failed
+        if math.isnan(res.max_abs_diff) or math.isnan(self.max_abs_diff):
+            self.max_abs_diff = math.nan
+        else:
+            self.max_abs_diff = max(self.max_abs_diff, res.max_abs_diff)
+
+
+def _max_abs(c: np.ndarray) -> float:
+    """max|C| as the larger of |max| and |min| (no frame-sized |C|), NaN ignored; NaN when every
+    value is NaN. Widening to float64 is exact, so these are the float64 values too."""
+    if c.size == 0:
+        return math.nan
+    hi, lo = float(np.max(c)), float(np.min(c))
+    if math.isnan(hi) or math.isnan(lo):          # max/min propagate NaN: only then mask it
+        finite_or_inf = c[~np.isnan(c)]
+        if finite_or_inf.size == 0:
+            return math.nan
+        hi, lo = float(np.max(finite_or_inf)), float(np.min(finite_or_inf))
+    return max(abs(hi), abs(lo))
+
+
+def image_metrics(c_img: np.ndarray, py_img: np.ndarray, threshold: ImageThreshold = ImageThreshold(),
+                  block: int = IMAGE_BLOCK) -> ImageMetrics:
+    """Compare two frames under ``threshold`` with :func:`compare` (the bar: atol + rtol_of_max ·
+    max|C|), and measure them (sums, correlation, NaN counts, bit-equal float32 fraction).
+    ``block``: pixels read at a time (the result does not depend on it)."""
     c = np.asarray(c_img)
     py = np.asarray(py_img)
     if c.shape != py.shape:
         return ImageMetrics(tuple(c.shape), tuple(py.shape), ok=False,
                             reason=f"image shapes differ: C {c.shape} vs torch {py.shape}")
-    c64 = c.astype(np.float64)
-    py64 = py.astype(np.float64)
-    nan_c64, nan_py64 = np.isnan(c64), np.isnan(py64)
-    # max|C| as the larger of the signed extremes: the same value as nanmax(|C|), without a full
-    # frame's temporary (each one is tens of MB: allocating them is most of a frame's comparison).
-    max_abs_c = (max(abs(float(np.nanmax(c64))), abs(float(np.nanmin(c64)))) if c64.size and not nan_c64.all()
-                 else math.nan)
+    max_abs_c = _max_abs(c)
     tol = Tolerance(atol=threshold.atol + threshold.rtol_of_max * (max_abs_c if math.isfinite(max_abs_c) else 0.0),
                     rtol=0.0)
-    res = compare(c64, py64, tol)
+    c_flat, py_flat = c.reshape(-1), py.reshape(-1)
+    t = _ImageTally()
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for start in range(0, c_flat.size, max(1, block)):
+            cb = c_flat[start:start + block].astype(np.float64)
+            pb = py_flat[start:start + block].astype(np.float64)
+            t.add_comparison(compare(cb, pb, tol), start, cb, pb)
+            nan_c, nan_p = np.isnan(cb), np.isnan(pb)
+            t.nan_c += int(nan_c.sum())
+            t.nan_py += int(nan_p.sum())
+            t.one_sided += int((nan_c != nan_p).sum())
+            t.sum_c += float(np.nansum(cb))
+            t.sum_py += float(np.nansum(pb))
+            t.equal_f32 += int(np.count_nonzero(pb.astype(np.float32) == cb.astype(np.float32)))
+            finite = np.isfinite(cb) & np.isfinite(pb)
+            cf, pf = (cb, pb) if finite.all() else (cb[finite], pb[finite])
+            t.identical = t.identical and bool(np.array_equal(cf, pf))
+            t.moments.add(cf, pf)
+    res = Comparison(ok=t.n_failed == 0, max_abs_diff=t.max_abs_diff if c.size else 0.0, worst=t.worst,
+                     allowed=t.allowed if c.size else tol.atol, n_failed=t.n_failed, n=c.size)
+    corr = t.moments.correlation(t.identical)
+    sum_c, sum_py = t.sum_c, t.sum_py
     with np.errstate(invalid="ignore", divide="ignore"):
-        finite = np.isfinite(c64) & np.isfinite(py64)
-        # Full frames are usually all finite: then no masked copies of two large images.
-        c_fin, py_fin = (c64.ravel(), py64.ravel()) if finite.all() else (c64[finite], py64[finite])
-        if finite.sum() > 1 and _varies(c_fin) and _varies(py_fin):
-            corr = float(np.corrcoef(c_fin, py_fin)[0, 1])
-        elif finite.any() and np.array_equal(c_fin, py_fin):
-            corr = 1.0
-        else:
-            corr = math.nan
-        # nansum copies the frame to zero its NaN; without NaN it is the same sum.
-        sum_c = float(np.nansum(c64) if nan_c64.any() else np.sum(c64))
-        sum_py = float(np.nansum(py64) if nan_py64.any() else np.sum(py64))
         ratio = sum_py / sum_c if sum_c != 0 else (1.0 if sum_py == 0 else math.inf)
-    frac_eq = (float(np.mean(py.astype(np.float32, copy=False) == c.astype(np.float32, copy=False)))
-               if c.size else 1.0)
+    frac_eq = t.equal_f32 / c.size if c.size else 1.0
     worst = tuple(int(i) for i in np.unravel_index(res.worst, c.shape)) if c.size else None
     ok = res.ok
     reason = "" if ok else f"{res.n_failed} pixels over tolerance"
-    one_sided = int((nan_c64 != nan_py64).sum())
+    one_sided = t.one_sided
     if one_sided:
-        reason += f" ({one_sided} NaN on one side only: C {int(nan_c64.sum())}, torch {int(nan_py64.sum())} NaN)"
+        reason += f" ({one_sided} NaN on one side only: C {t.nan_c}, torch {t.nan_py} NaN)"
     if threshold.min_correlation is not None and not (corr >= threshold.min_correlation):
         ok = False
         reason = (reason + "; " if reason else "") + f"correlation {corr:.9g} < {threshold.min_correlation:g}"
@@ -391,8 +489,8 @@ def image_metrics(c_img: np.ndarray, py_img: np.ndarray, threshold: ImageThresho
         rel_to_max=res.max_abs_diff / max_abs_c if max_abs_c and math.isfinite(max_abs_c) else math.nan,
         correlation=corr, sum_c=sum_c, sum_py=sum_py, sum_ratio=ratio, frac_equal_f32=frac_eq,
         n_failed=res.n_failed, worst_pixel=worst,
-        c_at_worst=float(c64.flat[res.worst]) if c.size else math.nan,
-        py_at_worst=float(py64.flat[res.worst]) if c.size else math.nan,
-        allowed=res.allowed, nan_c=int(nan_c64.sum()), nan_py=int(nan_py64.sum()),
+        c_at_worst=float(c_flat[res.worst]) if c.size else math.nan,
+        py_at_worst=float(py_flat[res.worst]) if c.size else math.nan,
+        allowed=res.allowed, nan_c=t.nan_c, nan_py=t.nan_py,
         reason=reason,
     )

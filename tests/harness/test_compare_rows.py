@@ -118,3 +118,52 @@ def test_image_metrics_sums_and_max_are_those_of_the_nan_aware_reductions():
         c64, t64 = img_c.astype(np.float64), img_t.astype(np.float64)
         assert repr(m.max_abs_c) == repr(float(np.nanmax(np.abs(c64))))
         assert repr(m.sum_c) == repr(float(np.nansum(c64))) and repr(m.sum_py) == repr(float(np.nansum(t64)))
+
+
+def _frames(seed: int):
+    rng = np.random.default_rng(seed)
+    c = (rng.normal(size=(37, 29)) * 100).astype(np.float32)
+    t = (c + rng.normal(size=c.shape).astype(np.float32) * np.float32(1e-4)).astype(np.float32)
+    yield "passing", c, t
+    bad = t.copy()
+    bad[3, 4] += 50.0
+    c[30, 2] = c[31, 0] = 0.0
+    bad[30, 2] = bad[31, 0] = 80.0         # the largest excess, in a later block, and a tie
+    yield "failing", c, bad                # after it: the first stays the worst
+    flat = np.full((37, 29), 100.0, np.float32)
+    bar = 1e-6 * 100.0
+    near = flat.astype(np.float64)
+    near[2, 3] += 1.5 * bar                # fails by 0.5 bar
+    near[25, 1] += 0.9 * bar               # passes with a larger |Δ| than that excess
+    yield "barely failing", flat, near
+    nan = bad.copy()
+    nan[20, 5] = np.nan                    # one-sided NaN: the worst whatever the excesses
+    both = c.copy()
+    both[1, 1] = nan[1, 1] = np.nan        # NaN on both sides: equal
+    both[2, 2] = nan[2, 2] = np.inf
+    yield "nan and inf", both, nan
+    yield "identical constant", np.full((5, 9), 2.5, np.float32), np.full((5, 9), 2.5, np.float32)
+    yield "all NaN", np.full((4, 4), np.nan, np.float32), np.full((4, 4), np.nan, np.float32)
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1000])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_image_metrics_in_blocks_is_the_whole_frame_comparison(block, seed):
+    for what, c, t in _frames(seed):
+        whole, blocked = image_metrics(c, t, block=c.size), image_metrics(c, t, block=block)
+        a, b = whole.as_dict(), blocked.as_dict()
+        for name in ("sum_c", "sum_py", "sum_ratio", "correlation"):
+            x, y = a.pop(name), b.pop(name)
+            assert (x is None and y is None) or x == pytest.approx(y, rel=1e-12, abs=1e-300), (what, name, x, y)
+        assert a == b, what
+
+
+def test_image_metrics_correlation_is_pearsons():
+    _, c, t = next(iter(_frames(4)))
+    t = t + np.linspace(0, 30, t.size, dtype=np.float32).reshape(t.shape)
+    m = image_metrics(c, t, block=100)
+    assert m.correlation == pytest.approx(float(np.corrcoef(c.ravel().astype(np.float64),
+                                                            t.ravel().astype(np.float64))[0, 1]), rel=1e-13)
+    worst = image_metrics(c, np.where(np.arange(c.size).reshape(c.shape) == 500, np.nan, c), block=64)
+    assert worst.worst_pixel == tuple(int(i) for i in np.unravel_index(500, c.shape))
+    assert worst.max_abs_diff is not None and np.isnan(worst.max_abs_diff)
