@@ -136,6 +136,14 @@ def _polarization(plan: KernelPlan, ly: Layer, flat_survive: torch.Tensor, layer
     elif n == 1:
         # One (sub-pixel, source): it is both the first and the last term.
         at_first = at_last = polarization_factor(beam.kahn_factor, plan.incident[0], ly.d[:, 0], polar_axis)
+    elif ly.survive is None:
+        # Every term passes: the first and the last are the same two (sub-pixel, source) for all
+        # pixels, so plain slices replace the per-pixel gathers below (same values).
+        S = plan.incident.shape[0]
+        u_last, s_last = divmod(n - 1, S)
+        at_ends = polarization_factor(beam.kahn_factor, plan.incident[[0, s_last]], ly.d[:, [0, u_last]],
+                                      polar_axis)
+        at_first, at_last = at_ends[:, 0], at_ends[:, 1]
     else:
         # Only the first and the last dmin-passing term's factor are used: compute just those two.
         S = plan.incident.shape[0]

@@ -52,7 +52,10 @@ def pixel_positions(spix: torch.Tensor, fpix: torch.Tensor, depth: float, *, pix
     shift = depth * odet
     # One lab axis at a time (contiguous (P, o, o) planes, then one interleaving copy): several
     # times faster than broadcasting over a trailing axis of 3, and the same operations.
-    planes = [(Sdet * sdet[c])[:, :, None] + (Fdet * fdet[c])[:, None, :] + shift[c] + pix0[c] for c in range(3)]
+    # The two constant terms are added in place (same order, same bits, two fewer frame-sized
+    # temporaries per axis; add_ keeps autograd: its gradient needs neither operand).
+    planes = [((Sdet * sdet[c])[:, :, None] + (Fdet * fdet[c])[:, None, :]).add_(shift[c]).add_(pix0[c])
+              for c in range(3)]
     pos = torch.stack(planes, -1).reshape(-1, o * o, 3)                            # (P, o, o, 3)
     if curved:
         # Every pixel sits at ``distance`` along the beam, turned about s then f by the flat
