@@ -41,6 +41,10 @@ def test_figures_from_scripted_walls(golden_dir, tiny_image):
     assert doc["worst_render_ratio"] == [{"case": TINY, "render_ratio": pytest.approx(0.2), "threads": 1}]
     over = [t for t in doc["targets"] if t["target"].startswith("harness overhead")]
     assert over[0]["met"] is True
+    (render,) = [t for t in doc["targets"] if t["target"].startswith("engine render")]
+    assert render["case"] == TINY and render["value"] == pytest.approx(0.2) and render["met"] is True
+    # The float32 whole-process target is the full frame's alone (this tiny case has none).
+    assert not [t for t in doc["targets"] if t["target"].startswith("float32")]
     console = Console(file=io.StringIO(), width=300, color_system=None)
     console.print(figures_table(doc))
     text = console.file.getvalue()
@@ -76,3 +80,22 @@ def test_probe_counts_every_evaluation(capsys, tmp_path, monkeypatch):
 def test_floor_runs_in_both_dtypes():
     assert floor_seconds(5000, dtype=torch.float32, chunk=1024) > 0.0
     assert floor_seconds(1, dtype=torch.float64) > 0.0
+
+
+def test_render_and_float32_targets_read_the_figures():
+    from harness.bench.analysis import TARGET_F32_CASE, targets
+    figures = {"overhead_s": 0.5, "vs_c": [{"threads": 1, "render_ratio": 1.25}, {"threads": 2, "render_ratio": 0.5}],
+               "floor": [{"dtype": "float64", "device": "cpu", "threads": 1, "render_median_s": 3.0},
+                         {"dtype": "float32", "device": "cpu", "threads": 1, "render_median_s": 1.5}]}
+    f32 = [{"device": "cpu", "threads": 1, "speedup": 1.3, "float32_loss_rel_to_max": 1e-3}]
+    doc = {"settings": {"threads": [1, 2], "devices": ["cpu"], "c_binary": "c"},
+           "cases": [{"name": TARGET_F32_CASE, "ratios": [], "float32": f32, "measurements": [], "figures": figures},
+                     {"name": "small", "ratios": [], "float32": f32, "measurements": [],
+                      "figures": {"vs_c": [{"threads": 1, "render_ratio": None}]}}]}
+    got = {(t["target"].split(" (")[0].split(",")[0], t["case"]): t for t in targets(doc)}
+    render = got[("engine render ≤ 1× C whole process", TARGET_F32_CASE)]
+    assert render["value"] == 1.25 and render["met"] is False
+    assert got[("engine render ≤ 1× C whole process", "small")]["met"] is None
+    f = got[("float32 ≥ 1.6× float64", TARGET_F32_CASE)]
+    assert f["met"] is False and "render alone 2.00×" in f["note"]
+    assert ("float32 ≥ 1.6× float64", "small") not in got
