@@ -88,3 +88,24 @@ def _write_stdout(out: str) -> None:
     if out:
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
         sys.stdout.flush()
+
+
+def exit_with(rc: int) -> None:
+    """Leave the process with status ``rc``: skipping the interpreter's teardown of torch's
+    module graph (≈0.6 s of finalizers, no output, on the 2-core machine; everything is written
+    and closed by now), except under a tracer or profiler (coverage, cProfile), whose own exit
+    hooks must run."""
+    if sys.gettrace() is None and sys.getprofile() is None:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:          # e.g. a closed pipe: let the normal exit report it
+            sys.exit(rc)
+        os._exit(rc if isinstance(rc, int) else 1)
+    sys.exit(rc)
+
+
+def console_main() -> None:
+    """The ``nanobragg-torch`` console script: ``main`` and then ``exit_with``, as ``python -m engine``."""
+    exit_with(main())
+

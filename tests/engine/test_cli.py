@@ -216,3 +216,22 @@ def test_main_passes_long_options_to_the_run_api(monkeypatch, capsys):
 def test_options_is_frozen():
     with pytest.raises(Exception):
         Options().distance = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("entry", ["-m engine", "console_main"])
+def test_both_entry_points_exit_with_mains_status_and_flush_every_line(tmp_path, entry):
+    # Both leave through exit_with (os._exit past torch's teardown): the status must be main's and
+    # stdout, piped and so block-buffered, must arrive whole.
+    import subprocess
+    import sys
+    argv = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-N", "2", "-lambda", "1",
+            "-distance", "100", "-detpixels", "8", "-pixel", "0.1", "-nonoise", "-nopgm", "-trace_pixel", "3", "3"]
+    code = ("import sys; from engine.cli import console_main; sys.argv = ['nanobragg-torch'] + sys.argv[1:]; "
+            "console_main()")
+    prefix = [sys.executable, "-m", "engine"] if entry == "-m engine" else [sys.executable, "-c", code]
+    ok = subprocess.run(prefix + argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.count("TRACE_PY") > 20 and ok.stdout.rstrip().splitlines()[-1].strip()
+    assert (tmp_path / "floatimage.bin").stat().st_size == 8 * 8 * 4
+    bad = subprocess.run(prefix + ["-cell", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("nanobragg-torch: usage error")
