@@ -11,7 +11,8 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from harness.compare import traces
-from harness.compare.primitive import ImageThreshold, Tolerance, compare, compare_records, image_metrics
+from harness.compare.images import ImageThreshold, image_metrics
+from harness.compare.primitive import Tolerance, compare, compare_records
 
 #: The engine's bar on trace values (|Δ| ≤ 1e-6 + 1e-9·|C|) and on images (max|Δ| ≤ 1e-6·max|C|).
 TRACE_TOL = Tolerance(atol=1e-6, rtol=1e-9)

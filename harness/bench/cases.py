@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from harness.compare.primitive import ImageThreshold
+from harness.compare.images import ImageThreshold
 from harness.model.errors import UsageError
 from harness.references import recordings
 from harness.registry import profiles

@@ -37,7 +37,7 @@ from harness.bench.per_case import measure_overhead, measure_probe
 from harness.bench.procs import (FLOAT_NAME, ProcResult, ProcRunner, c_command, child_env, engine_command,
                                  run_measured, stage_inputs, startup_command)
 from harness.bench.records import EVIDENCE_NAME, append_ledger, json_safe, ledger_rows, write_evidence
-from harness.compare.primitive import ImageThreshold, image_metrics
+from harness.compare.images import ImageThreshold, image_metrics
 from harness.model.errors import UsageError
 from harness.model.hashing import sha256_file
 from harness.registry import profiles

@@ -11,8 +11,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from harness.compare import keys, labels, traces
-from harness.compare.primitive import (VERDICT_OK, ImageThreshold, Row, ToleranceTable, align, first_divergence,
-                                       image_metrics, narrow)
+from harness.compare.images import ImageThreshold, image_metrics
+from harness.compare.primitive import VERDICT_OK, Row, ToleranceTable, align, first_divergence, narrow
 from harness.model.errors import ExitCode
 from harness.model.result import RowModel, jsonable
 

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.config.defects import BY_ID
 from harness.compare import keys
-from harness.compare.primitive import ImageThreshold, Tolerance, ToleranceTable
+from harness.compare.images import ImageThreshold
+from harness.compare.primitive import Tolerance, ToleranceTable
 from harness.model.errors import CaseFileError, UsageError
 from harness.model.suggest import did_you_mean
 

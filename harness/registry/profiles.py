@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from harness.compare.primitive import ImageThreshold, ToleranceTable
+from harness.compare.images import ImageThreshold
+from harness.compare.primitive import ToleranceTable
 from harness.model.errors import UsageError
 from harness.registry.cases import Case, DtypeProfile, ImageCheck, KeyMeasured, KeyTolerance, MeasuredError, Tolerances
 

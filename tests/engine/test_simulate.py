@@ -20,7 +20,7 @@ from engine.render.eval_order import phi_rotation_plan, thread_row_blocks
 from engine.render.frame import render
 from engine.render.pixel_physics import (R_E_SQR, capture_fraction, polarization_factor, rotate_about_axis,
                                          solid_angle)
-from harness.compare.primitive import ImageThreshold
+from harness.compare.images import ImageThreshold
 from tests.checks import close, image_problem, pixel_records
 from tests.engine.test_golden_parity import _in_dir, case_json, golden_image, golden_stdout
 

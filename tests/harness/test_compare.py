@@ -8,8 +8,8 @@ import pytest
 
 from harness.compare import keys
 from harness.compare import traces
-from harness.compare.primitive import (ImageThreshold, Tolerance, ToleranceTable, align, compare, first_divergence,
-                             image_metrics, narrow)
+from harness.compare.images import ImageThreshold, image_metrics
+from harness.compare.primitive import Tolerance, ToleranceTable, align, compare, first_divergence, narrow
 
 
 # ---- the primitive

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harness.compare import traces
-from harness.compare.primitive import (Tolerance, ToleranceTable, align, compare, compare_records,
-                                       compare_rows, image_metrics)
+from harness.compare.images import image_metrics
+from harness.compare.primitive import Tolerance, ToleranceTable, align, compare, compare_records, compare_rows
 
 NAN, INF = math.nan, math.inf
 
