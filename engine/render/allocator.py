@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 
 #: glibc's mallopt parameters (malloc.h).
@@ -26,22 +27,15 @@ MMAP_BYTES = 32 * 1024 ** 2
 TRIM_BYTES = 1024 ** 3
 ENV = "NB_ENGINE_KEEP_FREED"
 
-_state: dict[str, bool] = {}
 
-
+@functools.cache
 def keep_freed_memory() -> bool:
     """Set the thresholds once per process; True when they are in effect."""
-    if "done" in _state:
-        return _state["done"]
-    ok = False
-    if os.environ.get(ENV, "1").strip() not in ("0", "false", "no", "off"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
-        except (OSError, AttributeError):      # not glibc (musl, macOS, Windows)
-            mallopt = None
-        if mallopt is not None:
-            mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-            ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES))
-    _state["done"] = ok
-    return ok
+    if os.environ.get(ENV, "1").strip() in ("0", "false", "no", "off"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):      # not glibc (musl, macOS, Windows)
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES))

@@ -136,20 +136,19 @@ def _polarization(plan: KernelPlan, ly: Layer, flat_survive: torch.Tensor, layer
     elif n == 1:
         # One (sub-pixel, source): it is both the first and the last term.
         at_first = at_last = polarization_factor(beam.kahn_factor, plan.incident[0], ly.d[:, 0], polar_axis)
-    elif ly.survive is None:
-        # Every term passes: the first and the last are the same two (sub-pixel, source) for all
-        # pixels, so plain slices replace the per-pixel gathers below (same values).
-        S = plan.incident.shape[0]
-        u_last, s_last = divmod(n - 1, S)
-        at_ends = polarization_factor(beam.kahn_factor, plan.incident[[0, s_last]], ly.d[:, [0, u_last]],
-                                      polar_axis)
-        at_first, at_last = at_ends[:, 0], at_ends[:, 1]
     else:
         # Only the first and the last dmin-passing term's factor are used: compute just those two.
         S = plan.incident.shape[0]
-        ends = torch.stack([first_idx, last_idx], 1)                          # (P, 2) over U·S
-        d = ly.d[torch.arange(P, device=ends.device)[:, None], torch.div(ends, S, rounding_mode="floor")]
-        at_ends = polarization_factor(beam.kahn_factor, plan.incident[ends % S], d, polar_axis)
+        if ly.survive is None:
+            # Every term passes: the same two (sub-pixel, source) for all pixels, so plain
+            # slices instead of per-pixel gathers (same values).
+            u_last, s_last = divmod(n - 1, S)
+            d, incident = ly.d[:, [0, u_last]], plan.incident[[0, s_last]]
+        else:
+            ends = torch.stack([first_idx, last_idx], 1)                      # (P, 2) over U·S
+            d = ly.d[torch.arange(P, device=ends.device)[:, None], torch.div(ends, S, rounding_mode="floor")]
+            incident = plan.incident[ends % S]
+        at_ends = polarization_factor(beam.kahn_factor, incident, d, polar_axis)
         at_first, at_last = at_ends[:, 0], at_ends[:, 1]
     c.polar_first = torch.where(layer_any & ~c.polar_found, at_first, c.polar_first)
     c.polar_found = c.polar_found | layer_any

@@ -177,30 +177,27 @@ def image_metrics(c_img: np.ndarray, py_img: np.ndarray, threshold: ImageThresho
             cf, pf = (cb, pb) if finite.all() else (cb[finite], pb[finite])
             t.identical = t.identical and bool(np.array_equal(cf, pf))
             t.moments.add(cf, pf)
-    res = Comparison(ok=t.n_failed == 0, max_abs_diff=t.max_abs_diff if c.size else 0.0, worst=t.worst,
-                     allowed=t.allowed if c.size else tol.atol, n_failed=t.n_failed, n=c.size)
+    max_abs_diff = t.max_abs_diff if c.size else 0.0
     corr = t.moments.correlation(t.identical)
-    sum_c, sum_py = t.sum_c, t.sum_py
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = sum_py / sum_c if sum_c != 0 else (1.0 if sum_py == 0 else math.inf)
+        ratio = t.sum_py / t.sum_c if t.sum_c != 0 else (1.0 if t.sum_py == 0 else math.inf)
     frac_eq = t.equal_f32 / c.size if c.size else 1.0
-    worst = tuple(int(i) for i in np.unravel_index(res.worst, c.shape)) if c.size else None
-    ok = res.ok
-    reason = "" if ok else f"{res.n_failed} pixels over tolerance"
-    one_sided = t.one_sided
-    if one_sided:
-        reason += f" ({one_sided} NaN on one side only: C {t.nan_c}, torch {t.nan_py} NaN)"
+    worst = tuple(int(i) for i in np.unravel_index(t.worst, c.shape)) if c.size else None
+    ok = t.n_failed == 0
+    reason = "" if ok else f"{t.n_failed} pixels over tolerance"
+    if t.one_sided:
+        reason += f" ({t.one_sided} NaN on one side only: C {t.nan_c}, torch {t.nan_py} NaN)"
     if threshold.min_correlation is not None and not (corr >= threshold.min_correlation):
         ok = False
         reason = (reason + "; " if reason else "") + f"correlation {corr:.9g} < {threshold.min_correlation:g}"
     return ImageMetrics(
-        shape_c=tuple(c.shape), shape_py=tuple(py.shape), ok=ok, max_abs_diff=res.max_abs_diff,
+        shape_c=tuple(c.shape), shape_py=tuple(py.shape), ok=ok, max_abs_diff=max_abs_diff,
         max_abs_c=max_abs_c,
-        rel_to_max=res.max_abs_diff / max_abs_c if max_abs_c and math.isfinite(max_abs_c) else math.nan,
-        correlation=corr, sum_c=sum_c, sum_py=sum_py, sum_ratio=ratio, frac_equal_f32=frac_eq,
-        n_failed=res.n_failed, worst_pixel=worst,
-        c_at_worst=float(c_flat[res.worst]) if c.size else math.nan,
-        py_at_worst=float(py_flat[res.worst]) if c.size else math.nan,
-        allowed=res.allowed, nan_c=t.nan_c, nan_py=t.nan_py,
+        rel_to_max=max_abs_diff / max_abs_c if max_abs_c and math.isfinite(max_abs_c) else math.nan,
+        correlation=corr, sum_c=t.sum_c, sum_py=t.sum_py, sum_ratio=ratio, frac_equal_f32=frac_eq,
+        n_failed=t.n_failed, worst_pixel=worst,
+        c_at_worst=float(c_flat[t.worst]) if c.size else math.nan,
+        py_at_worst=float(py_flat[t.worst]) if c.size else math.nan,
+        allowed=t.allowed if c.size else tol.atol, nan_c=t.nan_c, nan_py=t.nan_py,
         reason=reason,
     )
